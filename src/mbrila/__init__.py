@@ -1,0 +1,1 @@
+"""mbrila: multi-region neural latent variable models."""

@@ -1,0 +1,1 @@
+"""Inference: the pure-function Kalman core and the EM engines built on it."""

@@ -1,0 +1,56 @@
+"""Projection of a diagonal-noise linear observation into latent information form.
+
+For ``y_t = C x_t + d + e_t``, ``e_t ~ N(0, diag(R))``, with observed entries ``o_t`` (the mask)::
+
+    J_t = Cᵀ diag(o_t / R) C                  (D, D) — shared by all trials when nothing is missing
+    h_t = Cᵀ diag(o_t / R) (y_t − d)          (D,)
+    c_t = Σ_{i ∈ o_t} [−½ log(2π R_i) − ½ (y_ti − d_i)² / R_i]
+
+so that ``log N(y_t | C x + d, R)`` restricted to observed entries equals ``c_t + h_tᵀx − ½ xᵀJ_t x``. This is
+the only place that touches the ``N``-dimensional data; everything downstream works in the ``D``-dimensional
+latent space, which is what makes ``N ≫ D`` cheap.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def project_observations(
+    C: Tensor, d: Tensor, R: Tensor, y: Tensor, mask: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Return ``J``, ``h`` and the y-only log-density terms ``c`` summed over time.
+
+    Parameters
+    ----------
+    C : ``(N, D)``; d : ``(N,)``; R : ``(N,)`` positive variances; y : ``(B, T, N)``;
+    mask : ``(B, T, N)`` bool (True = observed) or None.
+
+    Returns
+    -------
+    J : ``(D, D)`` without a mask, else ``(B, T, D, D)``
+    h : ``(B, T, D)``
+    c : ``(B,)``
+    """
+    inv_R = 1.0 / R
+    resid = y - d
+    if mask is None:
+        J = (C.mT * inv_R) @ C
+        h = (resid * inv_R) @ C
+        c = -0.5 * ((resid**2 * inv_R).sum((-1, -2)) + y.shape[-2] * torch.log(2 * math.pi * R).sum())
+        return J, h, c
+    w = mask.to(y.dtype) * inv_R
+    # Masked entries may hold anything (NaN included): zero them so they carry no information.
+    resid = torch.where(mask, resid, torch.zeros((), dtype=y.dtype, device=y.device))
+    B, T, N = y.shape
+    D = C.shape[-1]
+    # Σ_n w_n C_n C_nᵀ as one (B·T, N) × (N, D²) product: never materialises a (B, T, N, D) tensor.
+    outer = (C.unsqueeze(-1) * C.unsqueeze(-2)).reshape(N, D * D)
+    J = (w.reshape(B * T, N) @ outer).reshape(B, T, D, D)
+    h = (resid * w) @ C
+    log_terms = torch.log(2 * math.pi * R) + resid**2 * inv_R
+    c = -0.5 * (log_terms * mask.to(y.dtype)).sum((-1, -2))
+    return J, h, c
