@@ -35,7 +35,10 @@ _SMOOTH_AXES = (-3, -2, -3)  # E, g, L
 def _filter_combine(earlier: tuple[Tensor, ...], later: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     A_i, b_i, C_i, eta_i, J_i = earlier
     A_j, b_j, C_j, eta_j, J_j = later
-    W = torch.linalg.solve(eye_like(C_i) + C_i @ J_j, eye_like(C_i))
+    M = eye_like(C_i) + C_i @ J_j
+    # Expand the identity to M's batch shape: a (D, D) right-hand side would be read as a batch of vectors
+    # whenever D equals the time length of this level.
+    W = torch.linalg.solve(M, eye_like(C_i).expand_as(M))
     AjW = A_j @ W
     A = AjW @ A_i
     b = mv(AjW, b_i + mv(C_i, eta_j)) + b_j

@@ -1,0 +1,6 @@
+"""Initialisation recipes: factor analysis, multi-set CCA for shared latents, delay and timescale estimates."""
+
+from mbrila.init.factor_analysis import factor_analysis
+from mbrila.init.multi_region import initialize_multi_region
+
+__all__ = ["factor_analysis", "initialize_multi_region"]

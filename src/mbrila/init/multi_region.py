@@ -1,0 +1,193 @@
+"""Initialisation of multi-region latent models from data alone.
+
+1. Shared directions (a multi-set CCA): every region is reduced by PCA and whitened; the top principal
+   components of the concatenated whitened data are the directions most correlated *across* regions.
+2. Separation by time scale (AMUSE): inside that subspace, rotate to diagonalise the lag-1 autocovariance, so
+   across latents with different timescales are not mixed.
+3. Each region's projection onto those directions is that region's view of the across latents: the lag of the
+   peak cross-correlation with region 0's view initialises the delay; the autocorrelation of the views
+   initialises the timescale (RBF-equivalent); a least-squares regression gives the across loadings.
+4. Factor analysis of each region's residual gives the within loadings and the noise variances.
+
+Latent estimates are scaled to unit variance, which matches the unit-variance GP prior (the scale anchor).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mbrila.init.factor_analysis import factor_analysis
+
+
+def _whiten(Y: Tensor, q: int) -> Tensor:
+    """PCA to ``q`` components, each scaled to unit variance: ``(n, n_r) → (n, q)``."""
+    Yc = Y - Y.mean(0)
+    cov = Yc.mT @ Yc / Y.shape[0]
+    evals, evecs = torch.linalg.eigh(cov)
+    evals, evecs = evals.flip(0)[:q], evecs.flip(1)[:, :q]
+    return Yc @ evecs / evals.clamp_min(torch.finfo(Y.dtype).eps).sqrt()
+
+
+def shared_views(y: Tensor, y_dims: tuple[int, ...], n_across: int, q: int | None = None) -> Tensor:
+    """Each region's unit-variance view of the across latents, ``(R, B, T, n_across)``.
+
+    Parameters
+    ----------
+    y : ``(B, T, N)`` data (missing entries already imputed).
+    y_dims : neurons per region.
+    n_across : number of shared latents.
+    q : PCA components kept per region before whitening (default ``min(n_r, max(4, 3·n_across))``).
+    """
+    B, T, N = y.shape
+    Y = y.reshape(B * T, N)
+    Z, splits, o = [], [], 0
+    for n in y_dims:
+        qr = min(n, q if q is not None else max(4, 3 * n_across))
+        Z.append(_whiten(Y[:, o : o + n], qr))
+        splits.append(qr)
+        o += n
+    Zc = torch.cat(Z, -1)
+    evals, evecs = torch.linalg.eigh(Zc.mT @ Zc / Zc.shape[0])
+    U = evecs.flip(1)[:, :n_across]
+    views = torch.stack([Zr @ Ur for Zr, Ur in zip(Z, U.split(splits, 0), strict=True)])  # (R, BT, K)
+    views = views.reshape(len(y_dims), B, T, n_across)
+    # AMUSE: rotate to diagonalise the symmetrised lag-1 autocovariance of the pooled view.
+    pooled = views.mean(0)
+    pooled = pooled - pooled.mean((0, 1))
+    c0 = torch.einsum("bti,btj->ij", pooled, pooled) / (B * T)
+    w_evals, w_evecs = torch.linalg.eigh(c0)
+    W = w_evecs / w_evals.clamp_min(torch.finfo(y.dtype).eps).sqrt()
+    white = pooled @ W
+    c1 = torch.einsum("bti,btj->ij", white[:, 1:], white[:, :-1]) / (B * (T - 1))
+    _, rot = torch.linalg.eigh(0.5 * (c1 + c1.mT))
+    views = views @ (W @ rot.flip(1))  # slowest latent first
+    views = views - views.mean((1, 2), keepdim=True)
+    return views / views.std(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(y.dtype).eps)
+
+
+def peak_lag(a: Tensor, b: Tensor, max_lag: int) -> Tensor:
+    """Lag (bins, real-valued) at which ``a`` best matches a delayed copy of ``b``: ``a(t) ≈ b(t − lag)``.
+
+    ``a, b`` are ``(B, T, K)``; returns ``(K,)``. The peak of the trial-averaged cross-correlation is refined
+    by a parabola through its neighbours.
+    """
+    lags = range(-max_lag, max_lag + 1)
+    T = a.shape[1]
+    cc = []
+    for lag in lags:  # a few lags; each is a vectorised product over trials and time
+        if lag >= 0:
+            cc.append((a[:, lag:] * b[:, : T - lag]).mean((0, 1)))
+        else:
+            cc.append((a[:, : T + lag] * b[:, -lag:]).mean((0, 1)))
+    c = torch.stack(cc)  # (L, K)
+    i = c.argmax(0)
+    lag = i.to(a.dtype) - max_lag
+    inner = (i > 0) & (i < len(c) - 1)
+    ic = i.clamp(1, len(c) - 2)
+    cols = torch.arange(c.shape[1], device=c.device)
+    left, mid, right = c[ic - 1, cols], c[ic, cols], c[ic + 1, cols]
+    denom = left - 2 * mid + right
+    shift = torch.where(denom.abs() > 1e-12, 0.5 * (left - right) / denom, torch.zeros_like(denom))
+    return torch.where(inner, lag + shift.clamp(-0.5, 0.5), lag)
+
+
+def rbf_timescale(x: Tensor, T_max: float) -> Tensor:
+    """RBF-equivalent timescale of each latent in ``x (…, B, T, K)`` from its autocorrelation at lags 1 and 2.
+
+    For ``k(τ) = exp(−τ²/2ℓ²)`` plus white noise, ``ρ(1)/ρ(2) = exp(3/(2ℓ²))`` regardless of the noise level.
+    """
+    x = x.reshape(-1, *x.shape[-2:])
+    r1 = (x[:, 1:] * x[:, :-1]).mean((0, 1))
+    r2 = (x[:, 2:] * x[:, :-2]).mean((0, 1))
+    ratio = (r1 / r2.clamp_min(1e-6)).clamp_min(1.0 + 1e-6)
+    ell = torch.sqrt(1.5 / torch.log(ratio))
+    return ell.nan_to_num(nan=T_max).clamp(1.0, T_max)
+
+
+def impute(y: Tensor, mask: Tensor | None) -> Tensor:
+    """Replace missing entries by each neuron's mean over its observed entries (a copy)."""
+    if mask is None:
+        return y
+    w = mask.to(y.dtype)
+    mean = (torch.where(mask, y, 0.0) * w).sum((0, 1)) / w.sum((0, 1)).clamp_min(1)
+    return torch.where(mask, y, mean)
+
+
+def _regress(X: Tensor, Y: Tensor, ridge: float = 1e-6) -> Tensor:
+    """Least-squares ``W`` with ``Y ≈ X Wᵀ``: ``X (n, k)``, ``Y (n, m)`` → ``(m, k)``."""
+    G = X.mT @ X
+    G = G + ridge * G.diagonal().mean().clamp_min(1.0) * torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
+    return torch.linalg.solve(G, X.mT @ Y).mT
+
+
+@torch.no_grad()
+def initialize_multi_region(model, data, *, max_lag: int | None = None, set_delays: bool = True,  # noqa: ANN001
+                            set_timescales: bool = True, seed: int = 0) -> dict[str, Tensor]:
+    """Initialise a :class:`~mbrila.models.state_space.LatentStateSpaceModel` in place (steps 1–4 above).
+
+    Parameters
+    ----------
+    model : the model (its observation, across/within kernels and delay are set).
+    data : training data.
+    max_lag : largest delay searched, in bins (default ``min(10, T // 4)``).
+    set_delays, set_timescales : also initialise delays / kernel timescales (else leave them).
+    seed : seed of the factor-analysis initial loadings.
+
+    Returns a dict of what was estimated (``delays (R, n_across)``, ``timescales_across``), for reporting.
+    """
+    y, mask = model._data(data)
+    obs = model.observation
+    obs.set_floor(y, mask)
+    y = impute(y, mask)
+    B, T, N = y.shape
+    spec = model.latent_spec
+    n_a = spec.n_across
+    blocks = obs.region_blocks()
+    d = y.mean((0, 1))
+    C = torch.zeros_like(obs.C)
+    R = torch.zeros_like(obs.R)
+    out: dict[str, Tensor] = {}
+    resid = y - d
+    if n_a > 0:
+        views = shared_views(y, model.y_dims, n_a)  # (R, B, T, K)
+        pooled = views.mean(0)
+        pooled = pooled / pooled.std(dim=(0, 1), keepdim=True)
+        lag_max = max_lag if max_lag is not None else max(1, min(10, T // 4))
+        delays = torch.stack([peak_lag(views[r], views[0], lag_max) for r in range(len(model.y_dims))])
+        delays[0] = 0
+        out["delays"] = delays
+        ts = rbf_timescale(views, T_max=T / 2)
+        out["timescales_across"] = ts
+        if set_delays and hasattr(model.delay, "set_delays"):
+            model.delay.set_delays(delays)
+        if set_timescales:
+            for k, blk in enumerate(model.across):
+                kernel = getattr(blk, "kernel", None)
+                if kernel is not None and hasattr(kernel, "timescale"):
+                    kernel.timescale = float(ts[k])
+        for r, (neurons, lat) in enumerate(blocks):
+            # Regress on the region's own view: it already carries the region's delay.
+            X = views[r].reshape(B * T, n_a)
+            W = _regress(X, resid[..., neurons].reshape(B * T, -1))
+            C[neurons, lat.start : lat.start + n_a] = W
+            resid[..., neurons] = resid[..., neurons] - views[r] @ W.mT
+    for r, (neurons, lat) in enumerate(blocks):
+        n_w = spec.n_within_for(r)
+        Yr = resid[..., neurons].reshape(B * T, -1)
+        Cw, _, Rr = factor_analysis(Yr, n_w, min_var_frac=obs.min_var_frac, seed=seed + r)
+        C[neurons, lat.start + n_a : lat.stop] = Cw
+        R[neurons] = Rr
+        if set_timescales and n_w > 0:
+            # Factor estimates (posterior means) give a rough per-factor timescale.
+            beta = torch.linalg.solve(torch.eye(n_w, dtype=y.dtype, device=y.device) + (Cw.mT / Rr) @ Cw, Cw.mT / Rr)
+            z = (Yr @ beta.mT).reshape(B, T, n_w)
+            ts_w = rbf_timescale(z, T_max=T / 2)
+            for j, blk in enumerate(model.within[r]):
+                kernel = getattr(blk, "kernel", None)
+                if kernel is not None and hasattr(kernel, "timescale") and j < n_w:
+                    kernel.timescale = float(ts_w[j])
+    obs.C.copy_(C)
+    obs.d.copy_(d)
+    obs.R.copy_(torch.maximum(R, obs.R_floor))
+    return out

@@ -1,0 +1,62 @@
+"""The kernel extension point.
+
+A kernel is a stationary, unit-variance correlation function of the lag ``τ`` (in time bins, real-valued)::
+
+    k(τ) = Cov(z(t), z(t − τ)),   k(0) = 1,   k(−τ) = k(τ)
+
+mbrila fixes the GP variance to 1 (the loadings carry the scale). A subclass implements ``cov``; it may also
+implement
+
+* ``spectral_density(ω) = ∫ k(τ) e^{−iωτ} dτ`` (ω in radians per bin, so ``k(τ) = (1/2π) ∫ S(ω) e^{iωτ} dω``),
+  which the frequency-domain engine uses;
+* ``sde_form()``, an exact finite-dimensional SDE with ``k(τ) = H expm(F|τ|) P∞ Hᵀ``, which gives an exact
+  state-space latent without the AR(P) approximation.
+
+Run :func:`mbrila.kernels.check_kernel` on your kernel to verify the contract.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from mbrila.kernels.sde import SDEForm
+
+
+class BaseKernel(nn.Module):
+    """Base class of stationary GP kernels; subclasses implement :meth:`cov` (see the module docstring)."""
+
+    def cov(self, tau: Tensor) -> Tensor:
+        """``k(τ)`` elementwise for lags ``tau`` of any shape (bins)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement cov(tau).")
+
+    def spectral_density(self, omega: Tensor) -> Tensor:
+        """``S(ω) = ∫ k(τ) e^{−iωτ} dτ`` elementwise, ω in radians per bin (optional)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no spectral_density(omega); implement it to use frequency-domain engines."
+        )
+
+    def sde_form(self) -> SDEForm:
+        """Exact SDE ``(F, H, P∞)`` with ``k(τ) = H expm(F|τ|) P∞ Hᵀ`` (optional)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no sde_form(); implement it to get an exact state-space latent."
+        )
+
+    @property
+    def has_spectral_density(self) -> bool:
+        return type(self).spectral_density is not BaseKernel.spectral_density
+
+    @property
+    def has_sde_form(self) -> bool:
+        return type(self).sde_form is not BaseKernel.sde_form
+
+    def forward(self, tau: Tensor) -> Tensor:
+        return self.cov(tau)
+
+    def extra_repr(self) -> str:
+        ts = getattr(self, "timescale", None)
+        if isinstance(ts, Tensor) and ts.numel() == 1:
+            return f"timescale={float(ts.detach()):.4g}"
+        return ""

@@ -1,0 +1,157 @@
+"""Named presets: small compositions of blocks, a delay and an engine.
+
+=========  ==========================================  ===============  ================
+preset     latent prior                                delay            engine
+=========  ==========================================  ===============  ================
+GPFA       GP latents (AR(P) lift / exact SDE)         none             KalmanEMEngine
+DLAG       GP latents, lifted (``engine="kalman"``)     constant         KalmanEMEngine
+LDS        free linear dynamical system                none             KalmanEMEngine
+=========  ==========================================  ===============  ================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from mbrila.core import LatentSpec, MultiRegionData
+from mbrila.delays import Delay, FixedDelay, NoDelay
+from mbrila.dynamics import FreeLDSLatent, MarkovianGPLatent
+from mbrila.inference.kalman_em import KalmanEMEngine
+from mbrila.init import initialize_multi_region
+from mbrila.kernels import BaseKernel, RBFKernel
+from mbrila.models.state_space import LatentStateSpaceModel
+
+KernelFactory = Callable[[], BaseKernel]
+
+#: Default AR order of the Markovian lift.
+DEFAULT_ORDER = 4
+#: Default GP nugget ε (DLAG's convention).
+DEFAULT_EPS = 1e-3
+
+
+def default_kernel() -> BaseKernel:
+    """RBF kernel with a 5-bin starting timescale (re-estimated from the data by the initialisation)."""
+    return RBFKernel(timescale=5.0)
+
+
+def _engine(engine: Any) -> KalmanEMEngine:
+    if engine is None or engine == "kalman":
+        return KalmanEMEngine()
+    if isinstance(engine, str):
+        raise ValueError(
+            f"engine {engine!r} is not available for this preset; use engine='kalman' (KalmanEMEngine) or pass "
+            "an engine instance."
+        )
+    return engine
+
+
+def _gp_blocks(
+    spec: LatentSpec,
+    n_regions: int,
+    across: KernelFactory,
+    within: KernelFactory,
+    order: int,
+    eps: float,
+) -> tuple[list[MarkovianGPLatent], list[list[MarkovianGPLatent]]]:
+    acr = [MarkovianGPLatent(across(), n_views=n_regions, order=order, eps=eps) for _ in range(spec.n_across)]
+    wit = [
+        [MarkovianGPLatent(within(), n_views=1, order=order, eps=eps) for _ in range(spec.n_within_for(r))]
+        for r in range(n_regions)
+    ]
+    return acr, wit
+
+
+class _GPPreset(LatentStateSpaceModel):
+    """Shared constructor of the GP presets."""
+
+    capabilities = frozenset({"state_space", "linear_observation", "kernel"})
+
+    def __init__(
+        self,
+        latent_spec: LatentSpec,
+        y_dims: Sequence[int],
+        T: int,
+        *,
+        delay: Delay,
+        engine: Any = None,
+        kernel_factory_across: KernelFactory = default_kernel,
+        kernel_factory_within: KernelFactory = default_kernel,
+        order: int = DEFAULT_ORDER,
+        eps: float = DEFAULT_EPS,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> None:
+        spec = latent_spec.for_regions(len(y_dims))
+        acr, wit = _gp_blocks(spec, len(y_dims), kernel_factory_across, kernel_factory_within, order, eps)
+        super().__init__(spec, y_dims, T, acr, wit, delay, _engine(engine))
+        self.to(dtype=dtype, device=device)
+
+    def initialize(self, data: MultiRegionData) -> None:
+        """Multi-set CCA + AMUSE for the across latents, factor analysis for the within latents."""
+        initialize_multi_region(self, data)
+
+
+class GPFA(_GPPreset):
+    """GP factor analysis in state-space form: shared (and optionally private) GP latents, no delays.
+
+    ``n_within=0`` gives the classic GPFA-SSM baseline.
+    """
+
+    def __init__(self, latent_spec: LatentSpec, y_dims: Sequence[int], T: int, **kw: Any) -> None:
+        spec = latent_spec.for_regions(len(y_dims))
+        super().__init__(spec, y_dims, T, delay=NoDelay(len(y_dims), spec.n_across), **kw)
+
+
+class DLAG(_GPPreset):
+    """Delayed latents across groups: across latents with one constant delay per region and latent.
+
+    Parameters
+    ----------
+    engine : ``"kalman"`` (DLAG-SSM: the AR(P) lift fitted by Kalman EM) or an engine instance.
+    max_delay : bound on ``|δ|`` in bins (default ``T / 4``).
+    Other parameters as :class:`GPFA`.
+    """
+
+    def __init__(
+        self,
+        latent_spec: LatentSpec,
+        y_dims: Sequence[int],
+        T: int,
+        *,
+        max_delay: float | None = None,
+        engine: Any = "kalman",
+        **kw: Any,
+    ) -> None:
+        spec = latent_spec.for_regions(len(y_dims))
+        bound = max_delay if max_delay is not None else max(1.0, T / 4)
+        delay = FixedDelay(len(y_dims), spec.n_across, max_delay=bound)
+        super().__init__(spec, y_dims, T, delay=delay, engine=engine, **kw)
+
+
+class LDS(LatentStateSpaceModel):
+    """Free linear dynamical system baseline: shared LDS latents (``n_across``) and private ones per region."""
+
+    capabilities = frozenset({"state_space", "linear_observation"})
+
+    def __init__(
+        self,
+        latent_spec: LatentSpec,
+        y_dims: Sequence[int],
+        T: int,
+        *,
+        engine: Any = None,
+        dtype: torch.dtype = torch.float64,
+        device: torch.device | str | None = None,
+    ) -> None:
+        spec = latent_spec.for_regions(len(y_dims))
+        n_r = len(y_dims)
+        acr = [FreeLDSLatent(spec.n_across, n_groups=n_r)] if spec.n_across else []
+        wit = [[FreeLDSLatent(spec.n_within_for(r))] if spec.n_within_for(r) else [] for r in range(n_r)]
+        super().__init__(spec, y_dims, T, acr, wit, NoDelay(n_r, spec.n_across), _engine(engine))
+        self.to(dtype=dtype, device=device)
+
+    def initialize(self, data: MultiRegionData) -> None:
+        initialize_multi_region(self, data, set_delays=False, set_timescales=False)

@@ -1,0 +1,247 @@
+"""A multi-region latent model whose prior is a composition of state-space blocks.
+
+Generative model (trials independent)::
+
+    s_0 ~ N(0, P0),   s_{t+1} = A_t s_t + w_t          (blocks: one per latent, block-diagonal)
+    x_t = H s_t                                        (region latents: across as seen from r, then within r)
+    y^r_t = C^r x^r_t + d^r + e_t,  e_t ~ N(0, diag R^r)
+
+Presets (:mod:`mbrila.models.presets`) choose the blocks (lifted GP latents with or without delays, free LDS)
+and the engine; this class only assembles them and implements the common user-facing methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+import time
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mbrila.core import LatentSpec, MultiRegionData
+from mbrila.core.results import FitResult, Posterior
+from mbrila.delays import Delay, NoDelay
+from mbrila.dynamics import BlockMoments, ComposedPrior, compose, expected_log_prior
+from mbrila.inference.kalman import LGSSM, SmootherResult, kalman_smoother
+from mbrila.observations.linear import MultiRegionLinearObservation
+
+
+class LatentStateSpaceModel(nn.Module):
+    """Across and within latent blocks + delays + a linear-Gaussian observation.
+
+    Parameters
+    ----------
+    latent_spec : counts of across and within latents.
+    y_dims : neurons per region.
+    T : trial length the model is built for (delays are returned for this length).
+    across : one block per across latent, each with ``n_views = n_regions`` (or one free-LDS block whose
+        views cover every region's across latents).
+    within : per region, the blocks of its within latents.
+    delay : the delay parametrisation of the across latents.
+    engine : the inference engine that fits the model.
+    """
+
+    #: Capabilities an engine may require (see :mod:`mbrila.models.registry`).
+    capabilities: frozenset[str] = frozenset({"state_space", "linear_observation"})
+
+    def __init__(
+        self,
+        latent_spec: LatentSpec,
+        y_dims: Sequence[int],
+        T: int,
+        across: Sequence[nn.Module],
+        within: Sequence[Sequence[nn.Module]],
+        delay: Delay | None,
+        engine: Any,
+    ) -> None:
+        super().__init__()
+        y_dims = tuple(int(n) for n in y_dims)
+        n_regions = len(y_dims)
+        self.latent_spec = latent_spec.for_regions(n_regions)
+        self.y_dims = y_dims
+        self.T = int(T)
+        self.n_regions = n_regions
+        self.across = nn.ModuleList(across)
+        self.within = nn.ModuleList(nn.ModuleList(w) for w in within)
+        self.delay = delay if delay is not None else NoDelay(n_regions, self.latent_spec.n_across)
+        dims = tuple(self.latent_spec.n_across + self.latent_spec.n_within_for(r) for r in range(n_regions))
+        self.latent_dims = dims
+        self.observation = MultiRegionLinearObservation(y_dims, dims)
+        self.engine = engine
+        engine.check_model(self)
+
+    # ---------------------------------------------------------------- structure
+    def _offsets(self) -> list[int]:
+        out, o = [], 0
+        for k in self.latent_dims:
+            out.append(o)
+            o += k
+        return out
+
+    def blocks(self) -> list[tuple[nn.Module, list[int], int | None]]:
+        """Every block with the rows of ``x`` its views feed and, for GP across latents, its latent index."""
+        off = self._offsets()
+        n_a = self.latent_spec.n_across
+        out: list[tuple[nn.Module, list[int], int | None]] = []
+        for k, blk in enumerate(self.across):
+            n_views = int(blk.n_views)  # type: ignore[arg-type]
+            if n_views == self.n_regions:
+                out.append((blk, [off[r] + k for r in range(self.n_regions)], k))
+            else:  # a multi-dimensional free LDS: every region reads all n_across entries
+                out.append((blk, [off[r] + i for r in range(self.n_regions) for i in range(n_a)], None))
+        for r, blks in enumerate(self.within):
+            j = 0
+            for blk in blks:
+                n_views = int(blk.n_views)  # type: ignore[arg-type]
+                out.append((blk, [off[r] + n_a + j + i for i in range(n_views)], None))
+                j += n_views
+        return out
+
+    def block_transitions(self, T: int) -> list:
+        trans = []
+        for blk, _, k in self.blocks():
+            delays = None if k is None else self.delay.latent_delays(k, T)
+            trans.append(blk.transition(delays))  # type: ignore[operator]
+        return trans
+
+    def prior(self, T: int | None = None) -> ComposedPrior:
+        T = self.T if T is None else T
+        rows = [rows for _, rows, _ in self.blocks()]
+        return compose(self.block_transitions(T), rows, sum(self.latent_dims), T)
+
+    def lgssm(self, T: int | None = None, prior: ComposedPrior | None = None) -> LGSSM:
+        """The full linear-Gaussian state-space model (``C = C_obs H``)."""
+        prior = self.prior(T) if prior is None else prior
+        obs = self.observation
+        A = prior.A
+        return LGSSM(
+            A=A,
+            Q=prior.Q,
+            m0=prior.P0.new_zeros(prior.P0.shape[-1]),
+            P0=prior.P0,
+            C=obs.C @ prior.H,
+            d=obs.d,
+            R=obs.R,
+        )
+
+    def expected_log_prior(self, moments: Any, prior_slices: Sequence[slice], T: int) -> Tensor:
+        """Σ over GP blocks of the expected complete-data log prior (differentiable in kernels and delays)."""
+        total = torch.zeros((), dtype=self.observation.C.dtype, device=self.observation.C.device)
+        for (blk, _, k), sl in zip(self.blocks(), prior_slices, strict=True):
+            if not any(p.requires_grad for p in blk.parameters()) and k is None:
+                continue
+            delays = None if k is None else self.delay.latent_delays(k, T)
+            tr = blk.transition(delays)  # type: ignore[operator]
+            mom: BlockMoments = moments.block(sl, sum_over_time=tr.A.ndim == 2)
+            total = total + expected_log_prior(tr, mom)
+        return total
+
+    def dynamics_parameters(self) -> list[nn.Parameter]:
+        """Parameters learned by gradient steps: kernel hyper-parameters and delays."""
+        params = [p for p in self.across.parameters() if p.requires_grad]
+        params += [p for p in self.within.parameters() if p.requires_grad]
+        params += [p for p in self.delay.parameters() if p.requires_grad]
+        return params
+
+    # ---------------------------------------------------------------- data handling
+    def _data(self, data: MultiRegionData) -> tuple[Tensor, Tensor | None]:
+        if not isinstance(data, MultiRegionData):
+            raise ValueError(
+                f"data must be a mbrila.MultiRegionData; got {type(data).__name__}. "
+                "Build one with mbrila.MultiRegionData.from_regions({...})."
+            )
+        if tuple(data.y_dims) != self.y_dims:
+            raise ValueError(f"data has y_dims {tuple(data.y_dims)} but the model was built for {self.y_dims}.")
+        ref = self.observation.C
+        y = data.y.to(device=ref.device, dtype=ref.dtype)
+        mask = None if data.mask is None else data.mask.to(ref.device)
+        return y, mask
+
+    # ---------------------------------------------------------------- user API
+    def fit(
+        self,
+        data: MultiRegionData,
+        max_iter: int | None = None,
+        tol: float | None = None,
+        callback: Callable[[int, float], None] | None = None,
+        progress: bool = True,
+        init: bool | Callable[[LatentStateSpaceModel, MultiRegionData], None] = True,
+    ) -> FitResult:
+        """Initialise (unless ``init=False``), then fit with the model's engine.
+
+        Parameters
+        ----------
+        data : training trials.
+        max_iter, tol : EM iterations and relative convergence tolerance (engine defaults when None).
+        callback : called as ``callback(iteration, score)`` after every iteration.
+        progress : show a progress bar.
+        init : True runs the preset's recommended initialisation (:meth:`initialize`); False keeps the current
+            parameters; a callable ``init(model, data)`` runs your own.
+        """
+        t0 = time.perf_counter()
+        if init is True:
+            self.initialize(data)
+        elif callable(init):
+            init(self, data)
+        init_time = time.perf_counter() - t0
+        result = self.engine.fit(self, data, max_iter=max_iter, tol=tol, callback=callback, progress=progress)
+        result.init_time_s = init_time
+        result.wall_time_s += init_time
+        return result
+
+    def initialize(self, data: MultiRegionData) -> None:
+        """The recommended initialisation; presets override it. The base model keeps its parameters."""
+
+    @torch.no_grad()
+    def posterior_state(self, data: MultiRegionData, observed: Tensor | None = None) -> tuple[SmootherResult, ComposedPrior]:
+        y, mask = self._data(data)
+        if observed is not None:
+            obs = torch.as_tensor(observed, device=y.device).bool()
+            obs = obs.expand_as(y) if obs.ndim < 3 else obs
+            mask = obs if mask is None else (mask & obs)
+        prior = self.prior(data.T)
+        post = kalman_smoother(self.lgssm(data.T, prior), y, mask, method=self.engine.method)
+        return post, prior
+
+    @torch.no_grad()
+    def infer(self, data: MultiRegionData) -> Posterior:
+        """Posterior means and covariances of the region latents ``x`` for every trial."""
+        post, prior = self.posterior_state(data)
+        H = prior.H
+        mean = post.mean @ H.mT
+        cov = H @ post.cov @ H.mT
+        return Posterior(mean=mean, cov=cov, latent_dims=self.latent_dims, log_likelihood=post.log_likelihood)
+
+    @torch.no_grad()
+    def predict(self, data: MultiRegionData, observed: Tensor | None = None) -> Tensor:
+        """``E[y | observed entries]`` for every entry: co-smoothing when ``observed`` hides some neurons.
+
+        Parameters
+        ----------
+        observed : bool ``(N,)`` (per neuron) or ``(trials, T, N)``; True = used for inference. None uses all.
+
+        Returns ``(trials, T, N)`` predictions ``C E[x_t | observed] + d``.
+        """
+        post, prior = self.posterior_state(data, observed)
+        obs = self.observation
+        return post.mean @ (obs.C @ prior.H).mT + obs.d
+
+    @torch.no_grad()
+    def delays(self) -> Tensor:
+        """``(T, n_regions, n_across)`` delays in bins (reference column 0 is zero)."""
+        return self.delay.delays(self.T).detach().clone()
+
+    @torch.no_grad()
+    def timescales(self) -> dict[str, Tensor]:
+        """Kernel timescales (bins): ``{"across": (n_across,), "within": [(n_within_r,) per region]}``."""
+
+        def ts(blk: nn.Module) -> Tensor:
+            kernel = getattr(blk, "kernel", None)
+            val = getattr(kernel, "timescale", None)
+            return torch.as_tensor(float("nan") if val is None else float(val))
+
+        return {
+            "across": torch.stack([ts(b) for b in self.across]) if len(self.across) else torch.zeros(0),
+            "within": [torch.stack([ts(b) for b in blks]) if len(blks) else torch.zeros(0) for blks in self.within],
+        }

@@ -1,0 +1,1 @@
+"""Shared helpers: constrained parameters and small linear-algebra utilities."""
