@@ -1,0 +1,288 @@
+"""The data container every model consumes.
+
+``y`` has shape ``(trials, T, N)`` with ``N = Σ_r n_r``: the neurons of region 0, then region 1, … An optional
+bool ``mask`` of the same shape marks observed entries (False = missing); ragged trials are padded to a
+common ``T`` and masked past their ``lengths``. No NaN is ever stored: missing entries hold 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+ArrayLike = Any  # numpy array or torch tensor
+
+
+def _as_tensor(x: ArrayLike, name: str, dtype: torch.dtype | None, device: torch.device | str | None) -> Tensor:
+    if isinstance(x, Tensor):
+        t = x.detach()
+    elif isinstance(x, np.ndarray):
+        t = torch.from_numpy(np.array(x, copy=True))
+    else:
+        raise ValueError(f"{name} must be a numpy array or torch tensor; got {type(x).__name__}.")
+    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8)):
+        raise ValueError(f"{name} must hold numbers; got dtype {t.dtype}.")
+    return t.to(dtype=dtype or torch.get_default_dtype(), device=device).clone()
+
+
+def _first_bad(bad: Tensor) -> tuple[int, ...]:
+    return tuple(int(i) for i in bad.nonzero()[0])
+
+
+@dataclass(frozen=True, init=False)
+class MultiRegionData:
+    """Multi-region recordings ``y (trials, T, N)`` with region sizes, names, and optional missing data.
+
+    Parameters
+    ----------
+    y : ``(trials, T, N)`` array (numpy or torch).
+    y_dims : neurons per region, summing to ``N``.
+    region_names : one name per region (default ``"R0", "R1", …``).
+    mask : optional bool ``(trials, T, N)``, True = observed.
+    lengths : optional per-trial lengths; time steps ``t ≥ lengths[i]`` are masked.
+    nan_as_missing : treat NaN as missing (mask False) instead of raising.
+    dtype, device : of the stored ``y`` (default: torch's default dtype, CPU or the input's device).
+    """
+
+    y: Tensor
+    y_dims: tuple[int, ...]
+    region_names: tuple[str, ...]
+    mask: Tensor | None
+    lengths: Tensor | None
+
+    def __init__(
+        self,
+        y: ArrayLike,
+        y_dims: Sequence[int],
+        region_names: Sequence[str] | None = None,
+        mask: ArrayLike | None = None,
+        lengths: ArrayLike | None = None,
+        *,
+        nan_as_missing: bool = False,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        y_t = _as_tensor(y, "y", dtype, device)
+        if y_t.ndim != 3:
+            raise ValueError(f"y must have shape (trials, T, N); got {tuple(y_t.shape)}.")
+        B, T, N = y_t.shape
+        if B == 0 or T == 0:
+            raise ValueError(f"y needs at least one trial and one time step; got shape {tuple(y_t.shape)}.")
+        dims = tuple(int(n) for n in y_dims)
+        if not dims or any(n <= 0 for n in dims):
+            raise ValueError(f"y_dims must list a positive neuron count per region; got {dims}.")
+        if sum(dims) != N:
+            raise ValueError(f"y_dims {dims} sum to {sum(dims)} but y has N = {N} neurons.")
+        names = tuple(region_names) if region_names is not None else tuple(f"R{r}" for r in range(len(dims)))
+        if len(names) != len(dims):
+            raise ValueError(f"region_names has {len(names)} names but y_dims has {len(dims)} regions.")
+        if len(set(names)) != len(names):
+            raise ValueError(f"region_names must be unique; got {names}.")
+        m: Tensor | None = None
+        if mask is not None:
+            m = torch.as_tensor(mask, device=y_t.device)
+            if m.dtype != torch.bool:
+                raise ValueError(f"mask must be a bool array (True = observed); got dtype {m.dtype}.")
+            if m.shape != y_t.shape:
+                raise ValueError(f"mask must have the shape of y {tuple(y_t.shape)}; got {tuple(m.shape)}.")
+            m = m.clone()
+        lens: Tensor | None = None
+        if lengths is not None:
+            lens = torch.as_tensor(lengths, device=y_t.device).long().reshape(-1)
+            if lens.shape[0] != B:
+                raise ValueError(f"lengths must have one entry per trial ({B}); got {lens.shape[0]}.")
+            if bool((lens < 1).any()) or bool((lens > T).any()):
+                raise ValueError(f"lengths must lie in [1, T = {T}]; got min {int(lens.min())}, max {int(lens.max())}.")
+            valid = torch.arange(T, device=y_t.device)[None, :] < lens[:, None]
+            valid = valid[:, :, None].expand(B, T, N)
+            m = valid.clone() if m is None else (m & valid)
+        nonfinite = ~torch.isfinite(y_t)
+        if m is not None:
+            nonfinite = nonfinite & m
+        if bool(nonfinite.any()):
+            isinf = torch.isinf(y_t) & nonfinite
+            if bool(isinf.any()) or not nan_as_missing:
+                bad = isinf if bool(isinf.any()) else nonfinite
+                b, t, n = _first_bad(bad)
+                r = int(np.searchsorted(np.cumsum(dims), n, side="right"))
+                kind = "infinite" if bool(isinf.any()) else "NaN"
+                hint = "" if kind == "infinite" else " Pass nan_as_missing=True to treat NaN as missing data."
+                raise ValueError(
+                    f"y has {int(bad.sum())} {kind} entries; the first is trial {b}, time {t}, neuron {n} "
+                    f"(region {names[r]!r}, neuron {n - sum(dims[:r])} of that region).{hint}"
+                )
+            m = (~nonfinite) if m is None else (m & ~nonfinite)
+        if m is not None:
+            y_t = torch.where(m, y_t, torch.zeros((), dtype=y_t.dtype, device=y_t.device))
+        object.__setattr__(self, "y", y_t)
+        object.__setattr__(self, "y_dims", dims)
+        object.__setattr__(self, "region_names", names)
+        object.__setattr__(self, "mask", m)
+        object.__setattr__(self, "lengths", lens)
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def from_regions(
+        cls,
+        regions: Mapping[str, ArrayLike] | Sequence[ArrayLike],
+        *,
+        region_names: Sequence[str] | None = None,
+        mask: ArrayLike | None = None,
+        lengths: ArrayLike | None = None,
+        nan_as_missing: bool = False,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> MultiRegionData:
+        """Build from one ``(trials, T, n_r)`` array per region (a dict name → array, or a list)."""
+        if isinstance(regions, Mapping):
+            names = list(regions.keys()) if region_names is None else list(region_names)
+            arrays = list(regions.values())
+        else:
+            arrays = list(regions)
+            names = list(region_names) if region_names is not None else [f"R{r}" for r in range(len(arrays))]
+        if not arrays:
+            raise ValueError("regions is empty; pass at least one (trials, T, n_r) array.")
+        tensors = []
+        for name, a in zip(names, arrays, strict=False):
+            t = _as_tensor(a, f"region {name!r}", dtype, device)
+            if t.ndim != 3:
+                raise ValueError(f"region {name!r} must have shape (trials, T, n_r); got {tuple(t.shape)}.")
+            if t.shape[-1] == 0:
+                raise ValueError(f"region {name!r} has no neurons (shape {tuple(t.shape)}).")
+            tensors.append(t)
+        for name, t in zip(names[1:], tensors[1:], strict=False):
+            if t.shape[0] != tensors[0].shape[0]:
+                raise ValueError(
+                    f"regions disagree on the number of trials: {names[0]!r} has {tensors[0].shape[0]}, "
+                    f"{name!r} has {t.shape[0]}."
+                )
+            if t.shape[1] != tensors[0].shape[1]:
+                raise ValueError(
+                    f"regions disagree on T: {names[0]!r} has {tensors[0].shape[1]} time bins, {name!r} has {t.shape[1]}."
+                )
+        y = torch.cat(tensors, -1)
+        return cls(y, [t.shape[-1] for t in tensors], names, mask, lengths, nan_as_missing=nan_as_missing)
+
+    @classmethod
+    def from_ragged(
+        cls, trials: Sequence[Sequence[ArrayLike]], region_names: Sequence[str] | None = None, **kw: Any
+    ) -> MultiRegionData:
+        """Build from trials of different lengths: ``trials[i]`` lists region arrays ``(T_i, n_r)``.
+
+        Trials are zero-padded to the longest and the padding is masked.
+        """
+        if not trials:
+            raise ValueError("trials is empty.")
+        converted = [[_as_tensor(a, f"trial {i}", kw.get("dtype"), None) for a in tr] for i, tr in enumerate(trials)]
+        dims = [a.shape[-1] for a in converted[0]]
+        per_trial = [torch.cat(tr, -1) for tr in converted]
+        lengths = [t.shape[0] for t in per_trial]
+        T, N = max(lengths), per_trial[0].shape[-1]
+        y = per_trial[0].new_zeros(len(per_trial), T, N)
+        for i, t in enumerate(per_trial):  # building a container, not a hot path
+            y[i, : t.shape[0]] = t
+        return cls(y, dims, region_names, lengths=lengths, **kw)
+
+    # ------------------------------------------------------------ properties
+    @property
+    def n_trials(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def T(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def N(self) -> int:
+        return int(self.y.shape[2])
+
+    @property
+    def n_regions(self) -> int:
+        return len(self.y_dims)
+
+    @property
+    def device(self) -> torch.device:
+        return self.y.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.y.dtype
+
+    @property
+    def has_missing(self) -> bool:
+        return self.mask is not None and not bool(self.mask.all())
+
+    @property
+    def region_slices(self) -> tuple[slice, ...]:
+        out, o = [], 0
+        for n in self.y_dims:
+            out.append(slice(o, o + n))
+            o += n
+        return tuple(out)
+
+    def region(self, key: int | str) -> Tensor:
+        """``(trials, T, n_r)`` data of one region, by index or name."""
+        r = self.region_names.index(key) if isinstance(key, str) else int(key)
+        return self.y[..., self.region_slices[r]]
+
+    def observed_mask(self) -> Tensor:
+        """The mask, or all True when nothing is missing."""
+        return self.mask if self.mask is not None else torch.ones_like(self.y, dtype=torch.bool)
+
+    # ------------------------------------------------------------ copies
+    def _replace(self, y: Tensor, mask: Tensor | None, lengths: Tensor | None) -> MultiRegionData:
+        new = object.__new__(MultiRegionData)
+        object.__setattr__(new, "y", y)
+        object.__setattr__(new, "y_dims", self.y_dims)
+        object.__setattr__(new, "region_names", self.region_names)
+        object.__setattr__(new, "mask", mask)
+        object.__setattr__(new, "lengths", lengths)
+        return new
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> MultiRegionData:
+        """A copy on ``device`` with ``y`` cast to ``dtype`` (the mask stays bool)."""
+        return self._replace(
+            self.y.to(device=device, dtype=dtype),
+            None if self.mask is None else self.mask.to(device),
+            None if self.lengths is None else self.lengths.to(device),
+        )
+
+    def __getitem__(self, idx: Any) -> MultiRegionData:
+        """Select trials (int, slice, list, array or bool mask); an int keeps a trial dimension of 1."""
+        if isinstance(idx, int):
+            idx = [idx]
+        if isinstance(idx, np.ndarray):
+            idx = torch.from_numpy(idx)
+        if isinstance(idx, Tensor):
+            idx = idx.to(self.y.device)
+        return self._replace(
+            self.y[idx],
+            None if self.mask is None else self.mask[idx],
+            None if self.lengths is None else self.lengths[idx],
+        )
+
+    def with_mask(self, mask: ArrayLike) -> MultiRegionData:
+        """A copy whose mask is the AND of the current one and ``mask`` (bool, broadcastable to y)."""
+        m = torch.as_tensor(mask, device=self.y.device)
+        if m.dtype != torch.bool:
+            raise ValueError(f"mask must be bool (True = observed); got {m.dtype}.")
+        try:
+            m = m.expand_as(self.y)
+        except RuntimeError as err:
+            raise ValueError(f"mask of shape {tuple(m.shape)} does not broadcast to y {tuple(self.y.shape)}.") from err
+        new_mask = m.clone() if self.mask is None else (self.mask & m)
+        y = torch.where(new_mask, self.y, torch.zeros((), dtype=self.y.dtype, device=self.y.device))
+        return self._replace(y, new_mask, self.lengths)
+
+    def __repr__(self) -> str:
+        regions = ", ".join(f"{n}: {d}" for n, d in zip(self.region_names, self.y_dims, strict=True))
+        missing = 0.0 if self.mask is None else 1.0 - float(self.mask.float().mean())
+        return (
+            f"MultiRegionData(trials={self.n_trials}, T={self.T}, regions={{{regions}}}, "
+            f"missing={missing:.1%}, dtype={self.dtype}, device={self.device})"
+        )
