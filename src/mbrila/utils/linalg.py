@@ -49,7 +49,7 @@ def is_psd(M: Tensor, *, sym_tol: float | None = None) -> tuple[bool, str]:
     ok, reason : bool, str
         ``reason`` says what failed (empty when ``ok``).
     """
-    if M.shape[-1] == 0:
+    if M.shape[-1] == 0 or M.numel() == 0:
         return True, ""
     tol = sym_tol if sym_tol is not None else 100 * torch.finfo(M.dtype).eps ** 0.5
     scale = M.abs().amax().clamp_min(1e-300)
