@@ -1,1 +1,38 @@
-"""mbrila: multi-region neural latent variable models."""
+"""mbrila: multi-region neural latent variable models in PyTorch.
+
+Shared ("across") and private ("within") latent processes of simultaneously recorded brain regions, with
+constant or time-varying inter-region delays, fitted by EM on a batched, parallel-scan Kalman core.
+"""
+
+from mbrila import data, kernels
+from mbrila.core import FitResult, LatentSpec, MultiRegionData, Posterior, holdout_neuron_mask, split_trials
+from mbrila.kernels import (
+    BaseKernel,
+    Matern12Kernel,
+    Matern32Kernel,
+    Matern52Kernel,
+    MOSEKernel,
+    RBFKernel,
+    check_kernel,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "BaseKernel",
+    "FitResult",
+    "LatentSpec",
+    "MOSEKernel",
+    "Matern12Kernel",
+    "Matern32Kernel",
+    "Matern52Kernel",
+    "MultiRegionData",
+    "Posterior",
+    "RBFKernel",
+    "__version__",
+    "check_kernel",
+    "data",
+    "holdout_neuron_mask",
+    "kernels",
+    "split_trials",
+]

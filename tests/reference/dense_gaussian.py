@@ -51,7 +51,11 @@ def condition(mu: Tensor, S: Tensor, Cb: Tensor, db: Tensor, Rb: Tensor, yb: Ten
     mean = mu + K @ r
     cov = S - K @ Cb @ S
     alpha = torch.cholesky_solve(r[:, None], L)[:, 0]
-    ll = -0.5 * (r @ alpha) - L.diagonal().log().sum() - 0.5 * r.numel() * torch.log(torch.tensor(2 * torch.pi, dtype=mu.dtype))
+    ll = (
+        -0.5 * (r @ alpha)
+        - L.diagonal().log().sum()
+        - 0.5 * r.numel() * torch.log(torch.tensor(2 * torch.pi, dtype=mu.dtype))
+    )
     return mean, 0.5 * (cov + cov.T), ll
 
 
@@ -92,5 +96,10 @@ def dense_posterior(A, Q, m0, P0, C, d, R, y, mask=None, filter_times=None) -> D
         fmeans.append(torch.stack(fm))
         fcovs.append(torch.stack(fc))
     return DensePosterior(
-        torch.stack(means), torch.stack(covs), torch.stack(crosses), torch.stack(lls), torch.stack(fmeans), torch.stack(fcovs)
+        torch.stack(means),
+        torch.stack(covs),
+        torch.stack(crosses),
+        torch.stack(lls),
+        torch.stack(fmeans),
+        torch.stack(fcovs),
     )

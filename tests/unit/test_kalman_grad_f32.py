@@ -53,8 +53,15 @@ def test_float32_long_sequence_is_stable(method):
     A = 0.95 * q  # spectral radius 0.95
     Q = 0.1 * torch.eye(D, dtype=F64)
     C = torch.randn(N, D, generator=g, dtype=F64)
-    p64 = LGSSM(A=A, Q=Q, m0=torch.zeros(D, dtype=F64), P0=torch.eye(D, dtype=F64), C=C,
-                d=torch.zeros(N, dtype=F64), R=torch.full((N,), 0.5, dtype=F64))
+    p64 = LGSSM(
+        A=A,
+        Q=Q,
+        m0=torch.zeros(D, dtype=F64),
+        P0=torch.eye(D, dtype=F64),
+        C=C,
+        d=torch.zeros(N, dtype=F64),
+        R=torch.full((N,), 0.5, dtype=F64),
+    )
     x = torch.zeros(B, D, dtype=F64)
     xs = []
     noise = torch.randn(B, T, D, generator=g, dtype=F64) * 0.1**0.5

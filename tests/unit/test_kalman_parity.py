@@ -78,8 +78,18 @@ def test_smoother_and_filter_match_dense(D, N, T, B, tv, masked):
     params = random_model(D, N, T, tv, seed)
     y, mask = random_data(B, T, N, masked, seed)
     filter_times = None if T <= 64 else [0, 1, T // 2, T - 1]
-    ref = dense_posterior(params.A, params.Q, params.m0, params.P0, params.C, params.d, params.R, y.nan_to_num(),
-                          mask, filter_times)
+    ref = dense_posterior(
+        params.A,
+        params.Q,
+        params.m0,
+        params.P0,
+        params.C,
+        params.d,
+        params.R,
+        y.nan_to_num(),
+        mask,
+        filter_times,
+    )
     ft = torch.tensor(filter_times) if filter_times is not None else torch.arange(T)
     for method in ("sequential", "parallel"):
         post = kalman_smoother(params, y, mask, method=method)

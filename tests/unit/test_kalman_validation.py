@@ -58,7 +58,7 @@ def test_bad_observations():
         kalman_smoother(p, y, torch.ones(2, 6, 4))
     with pytest.raises(ValueError, match="method"):
         kalman_filter(p, y, method="magic")
-    with pytest.raises(ValueError, match="dtype|float"):
+    with pytest.raises(ValueError, match=r"dtype|float"):
         kalman_smoother(p, y.float())
 
 

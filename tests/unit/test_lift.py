@@ -30,8 +30,15 @@ def lifted_loglik(kernel, delays, order, y, noise, eps=EPS):
     V = y.shape[-1]
     D = order * V
     C = torch.eye(V, D, dtype=y.dtype)
-    params = LGSSM(A=A, Q=Q, m0=torch.zeros(D, dtype=y.dtype), P0=P0, C=C, d=torch.zeros(V, dtype=y.dtype),
-                   R=torch.full((V,), noise, dtype=y.dtype))
+    params = LGSSM(
+        A=A,
+        Q=Q,
+        m0=torch.zeros(D, dtype=y.dtype),
+        P0=P0,
+        C=C,
+        d=torch.zeros(V, dtype=y.dtype),
+        R=torch.full((V,), noise, dtype=y.dtype),
+    )
     return kalman_filter(params, y, method="sequential").log_likelihood
 
 
@@ -39,8 +46,10 @@ def _problem(T: int, tv: bool, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     t = torch.arange(T, dtype=torch.float64)
     if tv:
-        delays = torch.stack([torch.zeros(T, dtype=torch.float64), 1.5 * torch.exp(-((t - T / 3) ** 2) / 20),
-                              -0.8 + 0.02 * t], 1)
+        delays = torch.stack(
+            [torch.zeros(T, dtype=torch.float64), 1.5 * torch.exp(-((t - T / 3) ** 2) / 20), -0.8 + 0.02 * t],
+            1,
+        )
     else:
         delays = torch.tensor([0.0, 1.3, -2.2], dtype=torch.float64)
     kernel = RBFKernel(timescale=3.0).double()
@@ -93,8 +102,15 @@ def test_matern_exact_sde_equals_dense_gp(kernel_cls, T):
     gen = torch.Generator().manual_seed(1)
     y = torch.randn(2, T, 1, generator=gen, dtype=torch.float64)
     noise = 0.3
-    params = LGSSM(A=tr.A, Q=tr.Q, m0=torch.zeros(D, dtype=torch.float64), P0=tr.P0, C=tr.H,
-                   d=torch.zeros(1, dtype=torch.float64), R=torch.full((1,), noise, dtype=torch.float64))
+    params = LGSSM(
+        A=tr.A,
+        Q=tr.Q,
+        m0=torch.zeros(D, dtype=torch.float64),
+        P0=tr.P0,
+        C=tr.H,
+        d=torch.zeros(1, dtype=torch.float64),
+        R=torch.full((1,), noise, dtype=torch.float64),
+    )
     ll = kalman_filter(params, y, method="parallel").log_likelihood
     t = torch.arange(T, dtype=torch.float64)
     cov = (1 - EPS) * kernel.cov(t[:, None] - t[None, :]) + noise * torch.eye(T, dtype=torch.float64)

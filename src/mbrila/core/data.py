@@ -27,7 +27,9 @@ def _as_tensor(x: ArrayLike, name: str, dtype: torch.dtype | None, device: torch
         raise ValueError(f"{name} must be a numpy array or torch tensor; got {type(x).__name__}.")
     if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8)):
         raise ValueError(f"{name} must hold numbers; got dtype {t.dtype}.")
-    return t.to(dtype=dtype or torch.get_default_dtype(), device=device).clone()
+    # Floating input keeps its precision unless a dtype is asked for; integer counts become the default dtype.
+    target = dtype or (t.dtype if t.is_floating_point() else torch.get_default_dtype())
+    return t.to(dtype=target, device=device).clone()
 
 
 def _first_bad(bad: Tensor) -> tuple[int, ...]:
@@ -166,7 +168,15 @@ class MultiRegionData:
                     f"regions disagree on T: {names[0]!r} has {tensors[0].shape[1]} time bins, {name!r} has {t.shape[1]}."
                 )
         y = torch.cat(tensors, -1)
-        return cls(y, [t.shape[-1] for t in tensors], names, mask, lengths, nan_as_missing=nan_as_missing)
+        return cls(
+            y,
+            [t.shape[-1] for t in tensors],
+            names,
+            mask,
+            lengths,
+            nan_as_missing=nan_as_missing,
+            dtype=y.dtype,
+        )
 
     @classmethod
     def from_ragged(

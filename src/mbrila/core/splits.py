@@ -35,7 +35,7 @@ def holdout_neuron_mask(y_dims: Sequence[int], fraction: float, seed: int) -> np
     rng = np.random.default_rng(seed)
     keep = []
     for n in y_dims:
-        k = int(round(fraction * n))
+        k = round(fraction * n)
         if fraction > 0 and n > 1:
             k = min(max(k, 1), n - 1)
         mask = np.ones(n, dtype=bool)

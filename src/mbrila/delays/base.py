@@ -51,6 +51,8 @@ class Delay(nn.Module):
 class NoDelay(Delay):
     """All delays zero (GPFA-style shared latents)."""
 
+    _zero: Tensor
+
     def __init__(self, n_regions: int, n_across: int) -> None:
         super().__init__(n_regions, n_across)
         self.register_buffer("_zero", torch.zeros(()))

@@ -47,12 +47,16 @@ class FixedDelay(Delay):
         if tuple(value.shape) == full:
             value = value[1:]
         if tuple(value.shape) != (self.n_regions - 1, self.n_across):
-            raise ValueError(f"delays must have shape {full} or {(self.n_regions - 1, self.n_across)}; got {tuple(value.shape)}.")
+            raise ValueError(
+                f"delays must have shape {full} or {(self.n_regions - 1, self.n_across)}; got {tuple(value.shape)}."
+            )
         if not bool(torch.isfinite(value).all()):
             raise ValueError("delays must be finite.")
         if self.max_delay is not None:
             if bool((value.abs() >= self.max_delay).any()):
-                raise ValueError(f"delays must lie strictly inside ±max_delay = ±{self.max_delay}; got {value.tolist()}.")
+                raise ValueError(
+                    f"delays must lie strictly inside ±max_delay = ±{self.max_delay}; got {value.tolist()}."
+                )
             raw = self.max_delay * torch.atanh(value / self.max_delay)
         else:
             raw = value

@@ -22,6 +22,10 @@ class FreeLDSLatent(nn.Module):
     decay : initial ``A = decay · I``; ``Q`` starts at ``(1 − decay²) I`` so the initial process has unit variance.
     """
 
+    A: Tensor
+    Q: Tensor
+    P0: Tensor
+
     def __init__(self, dim: int, n_groups: int = 1, decay: float = 0.9) -> None:
         super().__init__()
         if dim < 1:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from mbrila.core.results import FitResult
 from mbrila.dynamics import FreeLDSLatent
 from mbrila.inference.kalman import kalman_smoother, resolve_method
+from mbrila.inference.kalman.api import Method
 from mbrila.inference.moments import StateMoments
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class KalmanEMEngine:
 
     max_iter: int = 300
     tol: float = 1e-7
-    method: str = "auto"
+    method: Method = "auto"
     grad_steps: int = 10
     lr: float = 0.05
     patience: int = 3

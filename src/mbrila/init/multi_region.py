@@ -48,7 +48,7 @@ def shared_views(y: Tensor, y_dims: tuple[int, ...], n_across: int, q: int | Non
         splits.append(qr)
         o += n
     Zc = torch.cat(Z, -1)
-    evals, evecs = torch.linalg.eigh(Zc.mT @ Zc / Zc.shape[0])
+    _evals, evecs = torch.linalg.eigh(Zc.mT @ Zc / Zc.shape[0])
     U = evecs.flip(1)[:, :n_across]
     views = torch.stack([Zr @ Ur for Zr, Ur in zip(Z, U.split(splits, 0), strict=True)])  # (R, BT, K)
     views = views.reshape(len(y_dims), B, T, n_across)
@@ -75,11 +75,11 @@ def peak_lag(a: Tensor, b: Tensor, max_lag: int) -> Tensor:
     lags = range(-max_lag, max_lag + 1)
     T = a.shape[1]
     cc = []
-    for lag in lags:  # a few lags; each is a vectorised product over trials and time
-        if lag >= 0:
-            cc.append((a[:, lag:] * b[:, : T - lag]).mean((0, 1)))
+    for s in lags:  # a few lags; each is a vectorised product over trials and time
+        if s >= 0:
+            cc.append((a[:, s:] * b[:, : T - s]).mean((0, 1)))
         else:
-            cc.append((a[:, : T + lag] * b[:, -lag:]).mean((0, 1)))
+            cc.append((a[:, : T + s] * b[:, -s:]).mean((0, 1)))
     c = torch.stack(cc)  # (L, K)
     i = c.argmax(0)
     lag = i.to(a.dtype) - max_lag
@@ -122,8 +122,15 @@ def _regress(X: Tensor, Y: Tensor, ridge: float = 1e-6) -> Tensor:
 
 
 @torch.no_grad()
-def initialize_multi_region(model, data, *, max_lag: int | None = None, set_delays: bool = True,  # noqa: ANN001
-                            set_timescales: bool = True, seed: int = 0) -> dict[str, Tensor]:
+def initialize_multi_region(
+    model,
+    data,
+    *,
+    max_lag: int | None = None,
+    set_delays: bool = True,
+    set_timescales: bool = True,
+    seed: int = 0,
+) -> dict[str, Tensor]:
     """Initialise a :class:`~mbrila.models.state_space.LatentStateSpaceModel` in place (steps 1–4 above).
 
     Parameters
@@ -140,7 +147,7 @@ def initialize_multi_region(model, data, *, max_lag: int | None = None, set_dela
     obs = model.observation
     obs.set_floor(y, mask)
     y = impute(y, mask)
-    B, T, N = y.shape
+    B, T, _N = y.shape
     spec = model.latent_spec
     n_a = spec.n_across
     blocks = obs.region_blocks()

@@ -76,7 +76,10 @@ def check_kernel(
             G = k.cov(t[:, None] - t[None, :])
             eig = float(torch.linalg.eigvalsh(0.5 * (G + G.T)).min())
             if eig < -psd_tol * c0:
-                _fail(k, f"the Gram matrix on a grid with spacing {step:.3g} is not PSD (min eigenvalue {eig:.3e})")
+                _fail(
+                    k,
+                    f"the Gram matrix on a grid with spacing {step:.3g} is not PSD (min eigenvalue {eig:.3e})",
+                )
         taus = torch.linspace(0.0, lag, 41, dtype=torch.float64)
         if k.has_sde_form:
             sde = k.sde_form()
@@ -91,10 +94,15 @@ def check_kernel(
                 return float(k.spectral_density(torch.tensor(w, dtype=torch.float64)))
 
             for tv in taus[::8].tolist():
-                val, _ = integrate.quad(density, 0.0, np.inf, weight="cos", wvar=tv) if tv > 0 else integrate.quad(
-                    density, 0.0, np.inf, limit=200
+                val, _ = (
+                    integrate.quad(density, 0.0, np.inf, weight="cos", wvar=tv)
+                    if tv > 0
+                    else integrate.quad(density, 0.0, np.inf, limit=200)
                 )
                 back = val / math.pi  # (1/2π)∫_{−∞}^{∞} = (1/π)∫_0^∞ for an even density
                 err = abs(back - float(k.cov(torch.tensor(tv, dtype=torch.float64))))
                 if err > spectral_atol * c0:
-                    _fail(k, f"spectral_density does not integrate back to cov at τ = {tv:.3g} (error {err:.3e})")
+                    _fail(
+                        k,
+                        f"spectral_density does not integrate back to cov at τ = {tv:.3g} (error {err:.3e})",
+                    )

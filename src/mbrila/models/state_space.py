@@ -12,9 +12,9 @@ and the engine; this class only assembles them and implements the common user-fa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import time
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -92,7 +92,7 @@ class LatentStateSpaceModel(nn.Module):
                 out.append((blk, [off[r] + i for r in range(self.n_regions) for i in range(n_a)], None))
         for r, blks in enumerate(self.within):
             j = 0
-            for blk in blks:
+            for blk in cast(nn.ModuleList, blks):
                 n_views = int(blk.n_views)  # type: ignore[arg-type]
                 out.append((blk, [off[r] + n_a + j + i for i in range(n_views)], None))
                 j += n_views
@@ -194,7 +194,9 @@ class LatentStateSpaceModel(nn.Module):
         """The recommended initialisation; presets override it. The base model keeps its parameters."""
 
     @torch.no_grad()
-    def posterior_state(self, data: MultiRegionData, observed: Tensor | None = None) -> tuple[SmootherResult, ComposedPrior]:
+    def posterior_state(
+        self, data: MultiRegionData, observed: Tensor | None = None
+    ) -> tuple[SmootherResult, ComposedPrior]:
         y, mask = self._data(data)
         if observed is not None:
             obs = torch.as_tensor(observed, device=y.device).bool()
@@ -233,7 +235,7 @@ class LatentStateSpaceModel(nn.Module):
         return self.delay.delays(self.T).detach().clone()
 
     @torch.no_grad()
-    def timescales(self) -> dict[str, Tensor]:
+    def timescales(self) -> dict[str, Any]:
         """Kernel timescales (bins): ``{"across": (n_across,), "within": [(n_within_r,) per region]}``."""
 
         def ts(blk: nn.Module) -> Tensor:
@@ -243,5 +245,10 @@ class LatentStateSpaceModel(nn.Module):
 
         return {
             "across": torch.stack([ts(b) for b in self.across]) if len(self.across) else torch.zeros(0),
-            "within": [torch.stack([ts(b) for b in blks]) if len(blks) else torch.zeros(0) for blks in self.within],
+            "within": [
+                torch.stack([ts(b) for b in cast(nn.ModuleList, blks)])
+                if len(cast(nn.ModuleList, blks))
+                else torch.zeros(0)
+                for blks in self.within
+            ],
         }

@@ -25,6 +25,12 @@ class MultiRegionLinearObservation(nn.Module):
     min_var_frac : the noise-variance floor as a fraction of each neuron's data variance.
     """
 
+    C: Tensor
+    d: Tensor
+    R: Tensor
+    R_floor: Tensor
+    support: Tensor
+
     def __init__(self, y_dims: tuple[int, ...], latent_dims: tuple[int, ...], min_var_frac: float = 0.01) -> None:
         super().__init__()
         if len(y_dims) != len(latent_dims):
@@ -82,8 +88,14 @@ class MultiRegionLinearObservation(nn.Module):
         the entries where it is observed; ``R`` is the expected squared residual, floored.
         """
         for neurons, lat in self.region_blocks():
-            self._m_step_region(y[..., neurons], None if mask is None else mask[..., neurons], Ex[..., lat],
-                                Exx[..., lat, lat], neurons, lat)
+            self._m_step_region(
+                y[..., neurons],
+                None if mask is None else mask[..., neurons],
+                Ex[..., lat],
+                Exx[..., lat, lat],
+                neurons,
+                lat,
+            )
 
     def _m_step_region(
         self, y: Tensor, mask: Tensor | None, Ex: Tensor, Exx: Tensor, neurons: slice, lat: slice

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -40,6 +39,11 @@ class ScenarioTruth:
     def region_latents(self, r: int) -> Tensor:
         """``(trials, T, n_across + n_within_r)``: what region ``r``'s neurons load on."""
         return torch.cat([self.latents_across[:, :, r, :], self.latents_within[r]], -1)
+
+
+def _timescale(kernel: BaseKernel) -> float:
+    ts = getattr(kernel, "timescale", None)
+    return float(ts.detach()) if isinstance(ts, Tensor) else float("nan")
 
 
 def _sample_gp(cov: Tensor, n: int, gen: torch.Generator) -> Tensor:
@@ -113,14 +117,16 @@ class MultiRegionScenario:
         return acr, wit
 
     @torch.no_grad()
-    def sample(self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
-               ) -> tuple[MultiRegionData, ScenarioTruth]:
+    def sample(
+        self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    ) -> tuple[MultiRegionData, ScenarioTruth]:
         within = self._check()
         R, T, B = len(self.y_dims), self.T, self.n_trials
         gen = torch.Generator().manual_seed(self.seed)
         acr_k, wit_k = self._kernels(within)
         delays = torch.as_tensor(
-            make_delays(self.delay_shape, T, R, self.delay_amplitude, **self.delay_kwargs), dtype=torch.float64
+            make_delays(self.delay_shape, T, R, self.delay_amplitude, **self.delay_kwargs),
+            dtype=torch.float64,
         )
         t = torch.arange(T, dtype=torch.float64)
         across = torch.zeros(B, T, R, self.n_across, dtype=torch.float64)
@@ -155,8 +161,8 @@ class MultiRegionScenario:
             C=C,
             d=torch.zeros(N, dtype=torch.float64),
             R=torch.full((N,), noise_var, dtype=torch.float64),
-            timescales_across=torch.tensor([float(k.timescale) for k in acr_k]) if acr_k else torch.zeros(0),
-            timescales_within=[torch.tensor([float(k.timescale) for k in ks]) for ks in wit_k],
+            timescales_across=torch.tensor([_timescale(k) for k in acr_k]) if acr_k else torch.zeros(0),
+            timescales_within=[torch.tensor([_timescale(k) for k in ks]) for ks in wit_k],
             clean=clean_y,
             noise_floor_rmse=noise_var**0.5,
         )

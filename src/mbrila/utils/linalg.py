@@ -61,5 +61,8 @@ def is_psd(M: Tensor, *, sym_tol: float | None = None) -> tuple[bool, str]:
     if bool((info != 0).any()):
         n_bad = int((info != 0).sum())
         eig_min = float(torch.linalg.eigvalsh(symmetrize(M)).amin())
-        return False, f"not positive semi-definite ({n_bad} failing matrices, smallest eigenvalue {eig_min:.3e})"
+        return (
+            False,
+            f"not positive semi-definite ({n_bad} failing matrices, smallest eigenvalue {eig_min:.3e})",
+        )
     return True, ""

@@ -102,11 +102,9 @@ def filter_info(
     return mean, cov, ll_t.sum(-1), pred_mean, pred_cov
 
 
-def smooth(
-    A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
+def smooth(A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Parallel counterpart of :func:`mbrila.inference.kalman.sequential.smooth` (same signature and outputs)."""
-    B, T, D = mean_f.shape
+    _B, T, D = mean_f.shape
     if T == 1:
         return mean_f, cov_f, cov_f.new_zeros(cov_f.shape[0], 0, D, D)
     F = _time_stack(A, T)

@@ -50,8 +50,10 @@ class LGSSM:
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> LGSSM:
         """Return a copy with every tensor moved to ``device`` / cast to ``dtype``."""
-        moved = {
-            f.name: (getattr(self, f.name).to(device=device, dtype=dtype) if getattr(self, f.name) is not None else None)
+        moved: dict = {
+            f.name: (
+                getattr(self, f.name).to(device=device, dtype=dtype) if getattr(self, f.name) is not None else None
+            )
             for f in fields(self)
         }
         return replace(self, **moved)

@@ -41,19 +41,18 @@ def filter_info(
     y-only terms), pred_mean ``(B, T, D)``, pred_cov ``(B', T, D, D)``; ``B' = 1`` when covariances are shared.
     """
     B, T, D = h.shape
-    m_pred = m0.expand(B, D)
-    P_pred = P0
+    m_pred, P_pred = m0.expand(B, D), P0
     means, covs, pmeans, pcovs = [], [], [], []
     ll = h.new_zeros(B)
     for t in range(T):
-        if t > 0:
-            m_pred, P_pred = predict(m, P, _at(A, t - 1), _at(Q, t - 1))
         m, P, ll_t = info_update(m_pred, P_pred, _obs_at(J, t), h[:, t])
         ll = ll + ll_t
         pmeans.append(m_pred)
         pcovs.append(P_pred.expand(*P.shape))
         means.append(m)
         covs.append(P)
+        if t + 1 < T:
+            m_pred, P_pred = predict(m, P, _at(A, t), _at(Q, t))
     cov = torch.stack(covs, dim=-3)
     pred_cov = torch.stack(pcovs, dim=-3)
     if cov.ndim == 3:
@@ -61,9 +60,7 @@ def filter_info(
     return torch.stack(means, 1), cov, ll, torch.stack(pmeans, 1), pred_cov
 
 
-def smooth(
-    A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
+def smooth(A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """RTS backward pass over filtered and predicted moments (shapes as returned by :func:`filter_info`).
 
     Returns smoothed ``mean (B, T, D)``, ``cov (B', T, D, D)`` and ``cross_cov (B', T-1, D, D)`` with

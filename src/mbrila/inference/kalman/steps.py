@@ -53,7 +53,7 @@ def predict(m: Tensor, P: Tensor, A: Tensor, Q: Tensor) -> tuple[Tensor, Tensor]
 
 def smoother_gain(P_filt: Tensor, A: Tensor, P_pred_next: Tensor) -> Tensor:
     """RTS gain ``G = P_filt Aᵀ P_pred_next⁻¹`` (``(..., D, D)``), by a Cholesky solve of the predicted covariance."""
-    L, info = torch.linalg.cholesky_ex(P_pred_next)
+    L, _info = torch.linalg.cholesky_ex(P_pred_next)
     # G = P Aᵀ S⁻¹  ⇔  Gᵀ = S⁻¹ A P  (S and P symmetric).
     return torch.cholesky_solve(A @ P_filt, L).mT
 

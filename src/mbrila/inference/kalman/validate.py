@@ -6,6 +6,8 @@ that built the parameters themselves) can skip them with ``validate=False``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -13,7 +15,7 @@ from mbrila.inference.kalman.params import LGSSM
 from mbrila.utils.linalg import is_psd
 
 
-def _shape(name: str, x: Tensor, allowed: list[tuple[int, ...]], meaning: str) -> None:
+def _shape(name: str, x: Tensor, allowed: Sequence[tuple[int, ...]], meaning: str) -> None:
     if tuple(x.shape) not in allowed:
         want = " or ".join(str(a) for a in allowed)
         raise ValueError(f"{name} must have shape {want} ({meaning}); got {tuple(x.shape)}.")
@@ -82,7 +84,7 @@ def check_observation(params: LGSSM, y: Tensor, mask: Tensor | None, D: int) -> 
         )
     if y.ndim != 3:
         raise ValueError(f"y must have shape (B, T, N) = (trials, time, neurons); got {tuple(y.shape)}.")
-    B, T, N = y.shape
+    _B, _T, N = y.shape
     _shape("C", params.C, [(N, D)], "loadings, neurons × state dimension")
     if params.d is not None:
         _shape("d", params.d, [(N,)], "one offset per neuron")
