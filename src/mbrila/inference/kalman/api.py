@@ -11,6 +11,7 @@ from mbrila.inference.kalman import parallel, sequential
 from mbrila.inference.kalman.observation import project_observations
 from mbrila.inference.kalman.params import LGSSM, FilterResult, SmootherResult
 from mbrila.inference.kalman.validate import (
+    all_finite,
     check_dynamics,
     check_information,
     check_observation,
@@ -72,7 +73,7 @@ def _prepare(
 
 def _check_result(*tensors: Tensor) -> None:
     for x in tensors:
-        if not bool(torch.isfinite(x).all()):
+        if not all_finite(x):
             raise ValueError(
                 "the Kalman recursion produced non-finite values: the model is numerically degenerate "
                 "(check that Q, P0 and R are well conditioned, or use float64)."

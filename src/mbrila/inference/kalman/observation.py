@@ -36,12 +36,16 @@ def project_observations(
     c : ``(B,)``
     """
     inv_R = 1.0 / R
-    resid = y - d
     if mask is None:
-        J = (C.mT * inv_R) @ C
-        h = (resid * inv_R) @ C
-        c = -0.5 * ((resid**2 * inv_R).sum((-1, -2)) + y.shape[-2] * torch.log(2 * math.pi * R).sum())
+        # Expand (y − d) algebraically so that only y² is ever materialised at the data's size.
+        Cw = C * inv_R[:, None]
+        J = C.mT @ Cw
+        h = y @ Cw - d @ Cw
+        T = y.shape[-2]
+        quad = (y.square() @ inv_R).sum(-1) - 2 * (y @ (d * inv_R)).sum(-1) + T * (d.square() * inv_R).sum()
+        c = -0.5 * (quad + T * torch.log(2 * math.pi * R).sum())
         return J, h, c
+    resid = y - d
     w = mask.to(y.dtype) * inv_R
     # Masked entries may hold anything (NaN included): zero them so they carry no information.
     resid = torch.where(mask, resid, torch.zeros((), dtype=y.dtype, device=y.device))
