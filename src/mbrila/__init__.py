@@ -4,7 +4,7 @@ Shared ("across") and private ("within") latent processes of simultaneously reco
 constant or time-varying inter-region delays, fitted by EM on a batched, parallel-scan Kalman core.
 """
 
-from mbrila import data, kernels
+from mbrila import data, kernels, metrics, synthetic
 from mbrila.core import FitResult, LatentSpec, MultiRegionData, Posterior, holdout_neuron_mask, split_trials
 from mbrila.kernels import (
     BaseKernel,
@@ -15,10 +15,14 @@ from mbrila.kernels import (
     RBFKernel,
     check_kernel,
 )
+from mbrila.models import DLAG, GPFA, LDS, build_model, load
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DLAG",
+    "GPFA",
+    "LDS",
     "BaseKernel",
     "FitResult",
     "LatentSpec",
@@ -30,9 +34,13 @@ __all__ = [
     "Posterior",
     "RBFKernel",
     "__version__",
+    "build_model",
     "check_kernel",
     "data",
     "holdout_neuron_mask",
     "kernels",
+    "load",
+    "metrics",
     "split_trials",
+    "synthetic",
 ]

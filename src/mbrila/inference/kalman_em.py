@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from tqdm.auto import tqdm
@@ -55,7 +55,7 @@ class KalmanEMEngine:
     lr: float = 0.05
     patience: int = 3
 
-    requires: frozenset[str] = frozenset({"state_space", "linear_observation"})
+    requires: ClassVar[frozenset[str]] = frozenset({"state_space", "linear_observation"})
 
     def check_model(self, model: Any) -> None:
         missing = self.requires - set(model.capabilities)

@@ -229,6 +229,12 @@ class LatentStateSpaceModel(nn.Module):
         obs = self.observation
         return post.mean @ (obs.C @ prior.H).mT + obs.d
 
+    def save(self, path: str) -> None:
+        """Save the model (versioned; reload with :func:`mbrila.load`)."""
+        from mbrila.models.registry import save
+
+        save(self, path)
+
     @torch.no_grad()
     def delays(self) -> Tensor:
         """``(T, n_regions, n_across)`` delays in bins (reference column 0 is zero)."""

@@ -1,12 +1,22 @@
-"""Synthetic multi-region data with ground truth, sampled from the exact (dense) delayed GP.
+"""Synthetic multi-region recordings with ground truth, sampled from the exact (dense) delayed GP.
 
-For across latent ``k`` and regions ``r, s``: ``Cov(x_k^r(t), x_k^s(u)) = k_k((t − δ_k^r(t)) − (u − δ_k^s(u)))``;
-within latents are independent GPs per region; ``y^r = C^r x^r + d^r + e`` with orthonormal loading columns per
-region, ``d = 0`` and noise variance ``1/snr``.
+Generative model (DESIGN.md §2), for trials ``i``, times ``t = 0 … T−1`` (bins) and regions ``r = 0 … R−1``:
+
+* across latent ``k``: one GP seen by region ``r`` at time ``s_k^r(t) = t − δ_k^r(t)``, so that
+  ``Cov(x_k^r(t), x_k^s(t')) = k_k(s_k^r(t) − s_k^s(t'))`` (unit variance, region 0 the reference, ``δ^0 ≡ 0``);
+* within latent ``j`` of region ``r``: an independent GP with ``Cov(x_j^r(t), x_j^r(t')) = k_j^r(t − t')``;
+* observation: ``y_t^r = C^r x_t^r + d^r + e``, ``e ~ N(0, R^r)``, with ``x_t^r`` = (across latents as seen by
+  ``r``, then ``r``'s within latents), ``C^r`` with orthonormal columns, ``d = 0`` and ``R = 1/snr`` per neuron.
+
+Latents are drawn from the full joint Gaussian (one ``(R·T) × (R·T)`` covariance per across latent, Cholesky
+factor, all trials at once) — never from a state-space approximation — so the ground truth does not favour any
+inference engine. All sampling is float64 on the CPU from one seeded ``torch.Generator``, then cast.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,172 +26,350 @@ from torch import Tensor
 
 from mbrila.core import LatentSpec, MultiRegionData
 from mbrila.kernels import BaseKernel, RBFKernel
-from mbrila.synthetic.delay_shapes import make_delays
+from mbrila.synthetic.delay_shapes import DELAY_SHAPES, make_delays
 
-_JITTER = 1e-6
+#: Added to the diagonal of every latent covariance before its Cholesky factorisation (a delayed GP on a grid is
+#: numerically rank-deficient: integer delays make region views exact copies of each other).
+JITTER = 1e-6
 
 
 @dataclass
 class ScenarioTruth:
-    """Ground truth of a sampled scenario (all float64 CPU tensors)."""
+    """Ground truth of one sampled scenario (tensors in the dtype/device asked of :meth:`MultiRegionScenario.sample`).
 
-    delays: Tensor  # (T, n_regions, n_across), column 0 zero
-    latents_across: Tensor  # (trials, T, n_regions, n_across): each region's delayed view
-    latents_within: list[Tensor]  # per region (trials, T, n_within_r)
-    C: list[Tensor]  # per region (n_r, n_across + n_within_r)
-    d: Tensor  # (N,)
-    R: Tensor  # (N,)
+    Attributes
+    ----------
+    delays : ``(T, n_regions, n_across)`` in bins; column 0 (the reference) is zero.
+    latents_across : ``(trials, T, n_regions, n_across)``: ``[..., r, k]`` is latent ``k`` as seen by region ``r``.
+    latents_within : per region ``(trials, T, n_within_r)``.
+    C : per region ``(n_r, n_across + n_within_r)``, orthonormal columns (across first, then within).
+    d, R : ``(N,)`` offsets (zero) and noise variances (``1/snr``).
+    timescales_across : ``(n_across,)`` kernel timescales in bins (NaN for a kernel without ``timescale``).
+    timescales_within : per region ``(n_within_r,)``.
+    noise_floor_rmse : ``sqrt(1/snr)``, the RMSE of a perfect reconstruction against the noisy data.
+    clean : ``(trials, T, N)`` noise-free data ``C x + d``.
+    """
+
+    delays: Tensor
+    latents_across: Tensor
+    latents_within: list[Tensor]
+    C: list[Tensor]
+    d: Tensor
+    R: Tensor
     timescales_across: Tensor
     timescales_within: list[Tensor]
-    clean: Tensor  # (trials, T, N) noise-free data
     noise_floor_rmse: float
+    clean: Tensor
+
+    @property
+    def n_regions(self) -> int:
+        return int(self.delays.shape[1])
 
     def region_latents(self, r: int) -> Tensor:
-        """``(trials, T, n_across + n_within_r)``: what region ``r``'s neurons load on."""
-        return torch.cat([self.latents_across[:, :, r, :], self.latents_within[r]], -1)
+        """``(trials, T, n_across + n_within_r)``: the latents region ``r``'s neurons load on, in ``C[r]``'s order."""
+        return torch.cat([self.latents_across[:, :, r, :], self.latents_within[r]], dim=-1)
+
+    def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> ScenarioTruth:
+        """A copy with every tensor cast to ``dtype`` and moved to ``device``."""
+
+        def cv(x: Tensor) -> Tensor:
+            return x.to(dtype=dtype or x.dtype, device=device or x.device)
+
+        return ScenarioTruth(
+            delays=cv(self.delays),
+            latents_across=cv(self.latents_across),
+            latents_within=[cv(x) for x in self.latents_within],
+            C=[cv(c) for c in self.C],
+            d=cv(self.d),
+            R=cv(self.R),
+            timescales_across=cv(self.timescales_across),
+            timescales_within=[cv(x) for x in self.timescales_within],
+            noise_floor_rmse=self.noise_floor_rmse,
+            clean=cv(self.clean),
+        )
 
 
-def _timescale(kernel: BaseKernel) -> float:
+def _timescale_of(kernel: BaseKernel) -> float:
     ts = getattr(kernel, "timescale", None)
-    return float(ts.detach()) if isinstance(ts, Tensor) else float("nan")
+    if isinstance(ts, Tensor) and ts.numel() == 1:
+        return float(ts.detach())
+    if isinstance(ts, (int, float)):
+        return float(ts)
+    return float("nan")
 
 
-def _sample_gp(cov: Tensor, n: int, gen: torch.Generator) -> Tensor:
-    """``n`` draws from ``N(0, cov)``: ``(n, M)``."""
-    L = torch.linalg.cholesky(cov + _JITTER * torch.eye(cov.shape[0], dtype=cov.dtype))
-    return (L @ torch.randn(cov.shape[0], n, generator=gen, dtype=cov.dtype)).T
+def _eval_kernels(kernels: Sequence[BaseKernel], tau: Tensor) -> Tensor:
+    """``(len(kernels), M, M)``: ``kernels[i].cov(tau[i])`` in float64 (``tau`` is ``(len, M, M)`` or ``(M, M)``)."""
+    out = []
+    for i, kern in enumerate(kernels):  # a handful of kernels; each call is vectorised over the M² lags
+        # A float64 copy, so the caller's kernel is neither cast nor rounded to its float32 parameters.
+        k64 = copy.deepcopy(kern).to(torch.float64)
+        lags = tau[i] if tau.ndim == 3 else tau
+        out.append(k64.cov(lags).to(torch.float64))
+    return torch.stack(out)
+
+
+def _sample_gaussians(cov: Tensor, n: int, gen: torch.Generator, what: str) -> Tensor:
+    """``(G, M, n)`` draws ``L z`` from ``N(0, cov[g] + JITTER·I)`` for a batch of covariances ``(G, M, M)``."""
+    M = cov.shape[-1]
+    L, info = torch.linalg.cholesky_ex(cov + JITTER * torch.eye(M, dtype=cov.dtype))
+    if bool((info != 0).any()):
+        bad = int(torch.nonzero(info)[0])
+        raise ValueError(
+            f"the covariance of {what} {bad} is not positive definite even with jitter {JITTER}: its kernel is not a "
+            "valid (positive semi-definite, unit-variance) covariance function."
+        )
+    z = torch.randn(cov.shape[0], M, n, generator=gen, dtype=cov.dtype)
+    return L @ z
 
 
 @dataclass
 class MultiRegionScenario:
-    """A synthetic multi-region experiment; :meth:`sample` returns ``(data, truth)``.
+    """A synthetic multi-region experiment with known latents, delays and loadings; :meth:`sample` draws it.
 
     Parameters
     ----------
-    n_trials, T : sizes. y_dims : neurons per region.
-    n_across, n_within : latent counts (``n_within`` int or per region).
-    kernels : optional kernels, across latents first then within latents region by region; default RBF with
-        ``timescales_across`` / ``timescales_within`` (bins).
-    delay_shape, delay_amplitude, delay_kwargs : see :func:`mbrila.synthetic.delay_shapes.make_delays`.
-    snr : signal-to-noise ratio; the noise variance is ``1/snr``.
-    seed : seeds everything (loadings, latents, noise).
+    n_trials, T : trials and time bins per trial (``n_trials ≥ 1``, ``T ≥ 2``).
+    y_dims : neurons per region (region 0 is the delay reference); ``n_r ≥ n_across + n_within_r``.
+    n_across : latents shared by all regions.
+    n_within : private latents per region (an int for every region, or one count per region).
+    kernels : optional kernels, ``n_across`` across kernels then the within kernels region by region
+        (``n_across + Σ_r n_within_r`` in all); overrides the timescales. Default: RBF kernels.
+    timescales_across : RBF timescales (bins) of the across latents, one per latent.
+    timescales_within : RBF timescale (bins) of every within latent, or one per region.
+    delay_shape : one of :data:`~mbrila.synthetic.delay_shapes.DELAY_SHAPES`.
+    delay_amplitude : delay amplitude (bins) per across latent, scaled per region by 1.0 → 0.5.
+    delay_kwargs : shape options for :func:`~mbrila.synthetic.delay_shapes.make_delays` (centres, widths, signs…).
+    snr : signal-to-noise ratio; the noise variance of every neuron is ``1/snr`` (each latent and each loading
+        column has unit scale, so ``snr`` is the per-latent-direction ratio).
+    seed : seeds latents, loadings and noise; the same seed gives identical samples.
     """
 
     n_trials: int = 50
     T: int = 200
-    y_dims: Sequence[int] = (100, 100, 100, 100, 100)
+    y_dims: tuple[int, ...] = (100,) * 5
     n_across: int = 2
-    n_within: int | Sequence[int] = 1
+    n_within: int | tuple[int, ...] = 1
     kernels: Sequence[BaseKernel] | None = None
-    timescales_across: Sequence[float] = (4.47, 1.41)
-    timescales_within: float | Sequence[float] = 4.47
+    timescales_across: tuple[float, ...] = (4.47, 1.41)
+    timescales_within: float | tuple[float, ...] = 4.47
     delay_shape: str = "constant"
-    delay_amplitude: Sequence[float] = (3.0, 1.0)
+    delay_amplitude: tuple[float, ...] = (3.0, 1.0)
     delay_kwargs: dict[str, Any] = field(default_factory=dict)
     snr: float = 20.0
     seed: int = 0
 
-    def _check(self) -> tuple[int, ...]:
-        if self.n_trials < 1 or self.T < 2:
-            raise ValueError(f"need n_trials ≥ 1 and T ≥ 2; got {self.n_trials}, {self.T}.")
-        if not self.snr > 0:
-            raise ValueError(f"snr must be positive; got {self.snr}.")
-        R = len(self.y_dims)
-        spec = LatentSpec(self.n_across, tuple(self.n_within) if not isinstance(self.n_within, int) else self.n_within)
-        within = spec.for_regions(R).n_within
-        assert isinstance(within, tuple)
-        if self.kernels is None and len(self.timescales_across) != self.n_across:
-            raise ValueError(f"timescales_across has {len(self.timescales_across)} values for {self.n_across} latents.")
-        if len(self.delay_amplitude) != self.n_across:
-            raise ValueError(f"delay_amplitude has {len(self.delay_amplitude)} values for {self.n_across} latents.")
-        return within
+    def __post_init__(self) -> None:
+        self.validate()
 
-    def _kernels(self, within: tuple[int, ...]) -> tuple[list[BaseKernel], list[list[BaseKernel]]]:
+    # ------------------------------------------------------------------------------------------- structure
+    @property
+    def n_regions(self) -> int:
+        return len(self.y_dims)
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(f"R{r}" for r in range(self.n_regions))
+
+    @property
+    def n_within_per_region(self) -> tuple[int, ...]:
+        if isinstance(self.n_within, int):
+            return (int(self.n_within),) * self.n_regions
+        return tuple(int(n) for n in self.n_within)
+
+    @property
+    def latent_spec(self) -> LatentSpec:
+        """The true latent counts, as a :class:`~mbrila.core.LatentSpec`."""
+        return LatentSpec(int(self.n_across), self.n_within_per_region)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first inconsistent field."""
+        if isinstance(self.n_trials, bool) or int(self.n_trials) != self.n_trials or self.n_trials < 1:
+            raise ValueError(f"n_trials must be an int ≥ 1; got {self.n_trials!r}.")
+        if isinstance(self.T, bool) or int(self.T) != self.T or self.T < 2:
+            raise ValueError(f"T must be an int ≥ 2; got {self.T!r}.")
+        if not (float(self.snr) > 0 and float(self.snr) < float("inf")):
+            raise ValueError(f"snr must be positive and finite; got {self.snr!r}.")
+        dims = tuple(self.y_dims)
+        if not dims or any(int(n) != n or n < 1 for n in dims):
+            raise ValueError(f"y_dims must list a positive neuron count per region; got {self.y_dims!r}.")
+        R = len(dims)
+        if int(self.n_across) != self.n_across or self.n_across < 0:
+            raise ValueError(f"n_across must be an int ≥ 0; got {self.n_across!r}.")
+        if not isinstance(self.n_within, int):
+            within = tuple(self.n_within)
+            if len(within) != R:
+                raise ValueError(f"n_within has {len(within)} counts but y_dims has {R} regions.")
+        else:
+            within = (self.n_within,) * R
+        if any(int(w) != w or w < 0 for w in within):
+            raise ValueError(f"n_within must be ints ≥ 0; got {self.n_within!r}.")
+        if self.n_across + sum(within) == 0:
+            raise ValueError("the scenario needs at least one latent: n_across and n_within are all 0.")
+        for r, (n, w) in enumerate(zip(dims, within, strict=True)):
+            if n < self.n_across + w:
+                raise ValueError(
+                    f"region {r} has {n} neurons but {self.n_across + w} latents; orthonormal loadings need "
+                    "n_r ≥ n_across + n_within_r."
+                )
+        if len(self.delay_amplitude) != self.n_across:
+            raise ValueError(f"delay_amplitude has {len(self.delay_amplitude)} values but n_across is {self.n_across}.")
+        if self.delay_shape not in DELAY_SHAPES:
+            raise ValueError(f"unknown delay_shape {self.delay_shape!r}; valid shapes are {', '.join(DELAY_SHAPES)}.")
+        if self.kernels is not None:
+            need = self.n_across + sum(within)
+            if len(self.kernels) != need:
+                raise ValueError(
+                    f"kernels must list {need} kernels (n_across across kernels, then the within kernels region "
+                    f"by region); got {len(self.kernels)}."
+                )
+            for i, k in enumerate(self.kernels):
+                if not isinstance(k, BaseKernel):
+                    raise ValueError(f"kernels[{i}] must be a BaseKernel; got {type(k).__name__}.")
+            return
+        if len(self.timescales_across) != self.n_across:
+            raise ValueError(
+                f"timescales_across has {len(self.timescales_across)} values but n_across is {self.n_across}."
+            )
+        ts_w = self.timescales_within
+        ts_list = [float(ts_w)] if isinstance(ts_w, (int, float)) else [float(v) for v in ts_w]
+        if not isinstance(ts_w, (int, float)) and len(ts_list) != R:
+            raise ValueError(f"timescales_within has {len(ts_list)} values but y_dims has {R} regions.")
+        for name, vals in (
+            ("timescales_across", [float(v) for v in self.timescales_across]),
+            ("timescales_within", ts_list),
+        ):
+            if any(not (v > 0 and v < float("inf")) for v in vals):
+                raise ValueError(f"{name} must be positive and finite (bins); got {vals}.")
+
+    def make_kernels(self) -> tuple[list[BaseKernel], list[list[BaseKernel]]]:
+        """``(across kernels, within kernels per region)``: ``kernels`` split, or RBF kernels from the timescales."""
+        within = self.n_within_per_region
         if self.kernels is not None:
             ks = list(self.kernels)
-            need = self.n_across + sum(within)
-            if len(ks) != need:
-                raise ValueError(f"kernels must list {need} kernels (across, then within by region); got {len(ks)}.")
-            acr, rest = ks[: self.n_across], ks[self.n_across :]
-            wit, o = [], 0
+            across, rest = ks[: self.n_across], ks[self.n_across :]
+            per_region, start = [], 0
             for n in within:
-                wit.append(rest[o : o + n])
-                o += n
-            return acr, wit
+                per_region.append(rest[start : start + n])
+                start += n
+            return across, per_region
+        across = [RBFKernel(float(ts)) for ts in self.timescales_across]
         ts_w = self.timescales_within
-        acr = [RBFKernel(float(ts)) for ts in self.timescales_across]
-        wit = []
+        per_region = []
         for r, n in enumerate(within):
-            ts = ts_w if isinstance(ts_w, (int, float)) else ts_w[r]
-            wit.append([RBFKernel(float(ts)) for _ in range(n)])
-        return acr, wit
+            ts = float(ts_w) if isinstance(ts_w, (int, float)) else float(ts_w[r])
+            per_region.append([RBFKernel(ts) for _ in range(n)])
+        return across, per_region
 
+    def delays(self) -> Tensor:
+        """The true delays ``(T, n_regions, n_across)`` in bins, float64 (column 0 is zero)."""
+        self.validate()
+        d = make_delays(self.delay_shape, int(self.T), self.n_regions, self.delay_amplitude, **self.delay_kwargs)
+        return torch.from_numpy(d)
+
+    # ------------------------------------------------------------------------------------------- sampling
     @torch.no_grad()
     def sample(
         self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
     ) -> tuple[MultiRegionData, ScenarioTruth]:
-        within = self._check()
-        R, T, B = len(self.y_dims), self.T, self.n_trials
-        gen = torch.Generator().manual_seed(self.seed)
-        acr_k, wit_k = self._kernels(within)
-        delays = torch.as_tensor(
-            make_delays(self.delay_shape, T, R, self.delay_amplitude, **self.delay_kwargs),
-            dtype=torch.float64,
-        )
-        t = torch.arange(T, dtype=torch.float64)
-        across = torch.zeros(B, T, R, self.n_across, dtype=torch.float64)
-        for k, kern in enumerate(acr_k):  # one dense (R·T)² covariance per latent
-            times = (t[:, None] - delays[:, :, k]).reshape(-1)  # time-major (t, r)
-            cov = kern.double().cov(times[:, None] - times[None, :])
-            across[..., k] = _sample_gp(cov, B, gen).reshape(B, T, R)
-        within_lat = []
-        for r in range(R):
-            cols = []
-            for kern in wit_k[r]:
-                cov = kern.double().cov(t[:, None] - t[None, :])
-                cols.append(_sample_gp(cov, B, gen))
-            within_lat.append(torch.stack(cols, -1) if cols else torch.zeros(B, T, 0, dtype=torch.float64))
-        C, clean = [], []
-        for r, n in enumerate(self.y_dims):
-            D_r = self.n_across + within[r]
-            q, _ = torch.linalg.qr(torch.randn(n, D_r, generator=gen, dtype=torch.float64))
+        """Draw the data and its ground truth.
+
+        Parameters
+        ----------
+        dtype, device : of the returned data and truth tensors (sampling itself is float64 on the CPU, so the
+            draw does not depend on them).
+
+        Returns
+        -------
+        data : :class:`~mbrila.core.MultiRegionData` with ``y (n_trials, T, N)`` and regions ``"R0"…``.
+        truth : :class:`ScenarioTruth`.
+        """
+        self.validate()
+        f64 = torch.float64
+        B, T, R, K = int(self.n_trials), int(self.T), self.n_regions, int(self.n_across)
+        within = self.n_within_per_region
+        gen = torch.Generator(device="cpu").manual_seed(int(self.seed))
+        kern_across, kern_within = self.make_kernels()
+        delays = self.delays()  # (T, R, K)
+        t = torch.arange(T, dtype=f64)
+
+        # Across latents: region r sees latent k at s = t − δ_k^r(t). Stack (region, time) region-major into
+        # M = R·T points per latent and sample the exact joint Gaussian for all latents and trials at once.
+        if K > 0:
+            s = (t[:, None, None] - delays).permute(2, 1, 0).reshape(K, R * T)  # (K, M)
+            cov = _eval_kernels(kern_across, s[:, :, None] - s[:, None, :])  # (K, M, M)
+            draws = _sample_gaussians(cov, B, gen, "across latent")  # (K, M, B)
+            across = draws.reshape(K, R, T, B).permute(3, 2, 1, 0).contiguous()  # (B, T, R, K)
+        else:
+            across = torch.zeros(B, T, R, 0, dtype=f64)
+
+        # Within latents: independent stationary GPs on the plain time grid, all of them in one batch.
+        flat_within = [k for ks in kern_within for k in ks]
+        if flat_within:
+            cov_w = _eval_kernels(flat_within, t[:, None] - t[None, :])  # (J, T, T)
+            draws_w = _sample_gaussians(cov_w, B, gen, "within latent").permute(2, 1, 0)  # (B, T, J)
+        else:
+            draws_w = torch.zeros(B, T, 0, dtype=f64)
+        latents_within = list(torch.split(draws_w, list(within), dim=-1))
+
+        # Loadings: orthonormal columns per region from the reduced QR of a Gaussian matrix.
+        C = []
+        for n_r, w_r in zip(self.y_dims, within, strict=True):
+            q, _ = torch.linalg.qr(torch.randn(int(n_r), K + w_r, generator=gen, dtype=f64))
             C.append(q)
-            x_r = torch.cat([across[:, :, r, :], within_lat[r]], -1)
-            clean.append(x_r @ q.T)
-        clean_y = torch.cat(clean, -1)
-        N = clean_y.shape[-1]
-        noise_var = 1.0 / self.snr
-        y = clean_y + noise_var**0.5 * torch.randn(clean_y.shape, generator=gen, dtype=torch.float64)
-        names = [f"R{r}" for r in range(R)]
-        data = MultiRegionData(y, tuple(self.y_dims), names, dtype=dtype, device=device)
+        clean = torch.cat(
+            [
+                torch.cat([across[:, :, r, :], latents_within[r]], dim=-1) @ C[r].T  # (B, T, n_r)
+                for r in range(R)
+            ],
+            dim=-1,
+        )
+        N = clean.shape[-1]
+        noise_var = 1.0 / float(self.snr)
+        y = clean + noise_var**0.5 * torch.randn(B, T, N, generator=gen, dtype=f64)
+
         truth = ScenarioTruth(
             delays=delays,
             latents_across=across,
-            latents_within=within_lat,
+            latents_within=[x.contiguous() for x in latents_within],
             C=C,
-            d=torch.zeros(N, dtype=torch.float64),
-            R=torch.full((N,), noise_var, dtype=torch.float64),
-            timescales_across=torch.tensor([_timescale(k) for k in acr_k]) if acr_k else torch.zeros(0),
-            timescales_within=[torch.tensor([_timescale(k) for k in ks]) for ks in wit_k],
-            clean=clean_y,
+            d=torch.zeros(N, dtype=f64),
+            R=torch.full((N,), noise_var, dtype=f64),
+            timescales_across=torch.tensor([_timescale_of(k) for k in kern_across], dtype=f64),
+            timescales_within=[torch.tensor([_timescale_of(k) for k in ks], dtype=f64) for ks in kern_within],
             noise_floor_rmse=noise_var**0.5,
-        )
+            clean=clean,
+        ).to(dtype=dtype, device=device)
+        data = MultiRegionData(y, tuple(int(n) for n in self.y_dims), self.region_names, dtype=dtype, device=device)
         return data, truth
 
 
-def headline_scenario(kind: str = "dlag", seed: int = 0, **overrides: Any) -> MultiRegionScenario:
-    """The scenarios behind the published numbers (50 trials, T = 200, 100 neurons per region).
+#: Field values of the scenarios behind the published numbers (DESIGN.md §5), on top of the defaults
+#: (50 trials, T = 200, 100 neurons per region, 2 across latents with RBF timescales 4.47 and 1.41 bins, delay
+#: amplitudes 3 and 1 bins, 1 within latent per region with timescale 4.47, SNR 20).
+HEADLINE_SCENARIOS: dict[str, dict[str, Any]] = {
+    "dlag": {"y_dims": (100,) * 5, "delay_shape": "constant"},
+    "dlag_exact": {"y_dims": (100,) * 2, "delay_shape": "constant"},
+    "mdlag": {"y_dims": (100,) * 3, "n_within": 0, "n_across": 2, "delay_shape": "constant"},
+    "adm": {"y_dims": (100,) * 5, "delay_shape": "gaussian"},
+}
 
-    ``kind``: ``"dlag"`` (5 regions, constant delays), ``"dlag_exact"`` (2 regions, constant), ``"mdlag"``
-    (3 regions, 2 across latents, no within), ``"adm"`` (5 regions, Gaussian-bump delays).
+
+def headline_scenario(kind: str, seed: int = 0, **overrides: Any) -> MultiRegionScenario:
+    """The synthetic scenario behind a published number (DESIGN.md §5); call ``.sample()`` on it.
+
+    Parameters
+    ----------
+    kind : ``"dlag"`` (5 regions, constant delays), ``"dlag_exact"`` (2 regions, constant delays), ``"mdlag"``
+        (3 regions, 2 across latents, no within latents, constant delays) or ``"adm"`` (5 regions, Gaussian-bump
+        delays centred at 0.2T and 0.8T, widths 0.04T and 0.12T, shifted per region within ±0.075T).
+    seed : the scenario seed.
+    **overrides : any other :class:`MultiRegionScenario` field (e.g. ``n_trials=10`` for a quick run).
     """
-    presets: dict[str, dict[str, Any]] = {
-        "dlag": {},
-        "dlag_exact": {"y_dims": (100, 100)},
-        "mdlag": {"y_dims": (100, 100, 100), "n_within": 0},
-        "adm": {"delay_shape": "gaussian"},
-    }
-    if kind not in presets:
-        raise ValueError(f"kind must be one of {sorted(presets)}; got {kind!r}.")
-    kw = {**presets[kind], **overrides}
-    return MultiRegionScenario(seed=seed, **kw)
+    if kind not in HEADLINE_SCENARIOS:
+        raise ValueError(f"unknown headline scenario {kind!r}; valid kinds are {', '.join(HEADLINE_SCENARIOS)}.")
+    names = {f.name for f in dataclasses.fields(MultiRegionScenario)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(f"unknown MultiRegionScenario fields {unknown}; valid fields are {sorted(names)}.")
+    return MultiRegionScenario(**{**HEADLINE_SCENARIOS[kind], "seed": seed, **overrides})

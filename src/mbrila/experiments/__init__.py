@@ -1,0 +1,1 @@
+"""Shared experiment runners behind the example CLIs and notebooks."""

@@ -1,0 +1,57 @@
+"""Presets by name, and saving / loading fitted models.
+
+``build_model("dlag", latent_spec=..., y_dims=..., T=..., engine="kalman")`` builds a preset from its name.
+Saved files are a versioned envelope around the whole model (structure, kernels, parameters and engine
+settings), so a reloaded model gives identical predictions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mbrila.models.presets import DLAG, GPFA, LDS
+from mbrila.models.state_space import LatentStateSpaceModel
+
+PRESETS: dict[str, type[LatentStateSpaceModel]] = {
+    "gpfa": GPFA,
+    "gpfa_ssm": GPFA,
+    "dlag": DLAG,
+    "dlag_ssm": DLAG,
+    "lds": LDS,
+}
+
+FORMAT = "mbrila-model"
+FORMAT_VERSION = 1
+
+
+def build_model(name: str, **kwargs: Any) -> LatentStateSpaceModel:
+    """Build a preset by (case-insensitive) name; keyword arguments go to the preset's constructor."""
+    key = name.lower().replace("-", "_")
+    if key not in PRESETS:
+        raise ValueError(f"unknown model {name!r}; available presets: {sorted(PRESETS)}.")
+    return PRESETS[key](**kwargs)
+
+
+def save(model: LatentStateSpaceModel, path: str | Path) -> None:
+    """Write ``model`` to ``path`` (a versioned torch file)."""
+    from mbrila import __version__
+
+    torch.save(
+        {"format": FORMAT, "format_version": FORMAT_VERSION, "mbrila_version": __version__, "model": model}, path
+    )
+
+
+def load(path: str | Path, map_location: str | torch.device | None = None) -> LatentStateSpaceModel:
+    """Read a model written by :func:`save` (or ``model.save``). Only load files you trust: they hold pickles."""
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an mbrila model file.")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: model format version {payload.get('format_version')} is not supported by this mbrila "
+            f"(it reads version {FORMAT_VERSION})."
+        )
+    return payload["model"]
