@@ -196,7 +196,7 @@ def main() -> None:
         cfg = {"device": device, "method": method, "B": b, "T": t, "D": d, "N": n, "repeats": repeats}
         est = _estimate_gb(method, b, t, d, n)
         if est > args.mem_limit_gb:
-            rec = {"status": f"oom: estimated {est:.1f} GB > --mem-limit-gb {args.mem_limit_gb}"}
+            rec = {"status": f"not run: estimated {est:.1f} GB > --mem-limit-gb {args.mem_limit_gb}"}
         elif method.startswith("dynamax") and device != "cpu":
             rec = {"status": "skipped: dynamax runs on the CPU jax build here"}
         else:
@@ -240,7 +240,7 @@ def main() -> None:
             "headline": headline,
             "records": records,
             "notes": "time_s: median wall time; peak_mem_mb: peak RSS above the post-setup baseline (CPU) "
-            "or max CUDA memory allocated; status oom = did not fit or estimated not to fit.",
+            'or max CUDA memory allocated; status "not run: estimated" = the rough memory estimate exceeded --mem-limit-gb, so it was not attempted.',
         },
     )
     for dev, hd in headline.items():

@@ -15,11 +15,12 @@ from mbrila.kernels import (
     RBFKernel,
     check_kernel,
 )
-from mbrila.models import DLAG, GPFA, LDS, build_model, load
+from mbrila.models import ADM, DLAG, GPFA, LDS, build_model, load
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ADM",
     "DLAG",
     "GPFA",
     "LDS",

@@ -21,6 +21,8 @@ class Delay(nn.Module):
 
     #: True when δ does not change within a trial (the lifted model is then time-invariant).
     constant: bool = True
+    #: False for parametrisations with nothing to learn (all delays zero); delay metrics are skipped then.
+    learns_delays: bool = True
 
     def __init__(self, n_regions: int, n_across: int) -> None:
         super().__init__()
@@ -34,6 +36,10 @@ class Delay(nn.Module):
     def delays(self, T: int) -> Tensor:
         """Delays ``(T, n_regions, n_across)`` in bins, column 0 (the reference region) all zero."""
         raise NotImplementedError
+
+    def log_prior(self) -> Tensor:
+        """Log prior density of the delay parameters (up to a constant); 0 unless a subclass sets one."""
+        return self._reference().new_zeros(())
 
     def latent_delays(self, k: int, T: int) -> Tensor:
         """Delays of across latent ``k`` over the regions: ``(n_regions,)`` if constant, else ``(T, n_regions)``."""
@@ -51,6 +57,7 @@ class Delay(nn.Module):
 class NoDelay(Delay):
     """All delays zero (GPFA-style shared latents)."""
 
+    learns_delays = False
     _zero: Tensor
 
     def __init__(self, n_regions: int, n_across: int) -> None:

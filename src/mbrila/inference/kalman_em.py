@@ -118,7 +118,9 @@ class KalmanEMEngine:
             if opt is not None:
                 for _ in range(self.grad_steps):
                     opt.zero_grad()
-                    loss = -model.expected_log_prior(moments, prior.slices, T) / (B * T)
+                    # The delay prior (e.g. ADM's smoothness penalty) makes these MAP steps.
+                    elp = model.expected_log_prior(moments, prior.slices, T) + model.delay.log_prior()
+                    loss = -elp / (B * T)
                     loss.backward()
                     opt.step()
             timings["grad_steps"] += time.perf_counter() - t0

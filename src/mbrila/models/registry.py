@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from mbrila.models.presets import DLAG, GPFA, LDS
+from mbrila.models.presets import ADM, DLAG, GPFA, LDS
 from mbrila.models.state_space import LatentStateSpaceModel
 
 PRESETS: dict[str, type[LatentStateSpaceModel]] = {
@@ -21,6 +21,7 @@ PRESETS: dict[str, type[LatentStateSpaceModel]] = {
     "dlag": DLAG,
     "dlag_ssm": DLAG,
     "lds": LDS,
+    "adm": ADM,
 }
 
 FORMAT = "mbrila-model"

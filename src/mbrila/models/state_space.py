@@ -180,18 +180,25 @@ class LatentStateSpaceModel(nn.Module):
             parameters; a callable ``init(model, data)`` runs your own.
         """
         t0 = time.perf_counter()
+        stages = None
         if init is True:
-            self.initialize(data)
+            stages = self.initialize(data)
         elif callable(init):
             init(self, data)
         init_time = time.perf_counter() - t0
         result = self.engine.fit(self, data, max_iter=max_iter, tol=tol, callback=callback, progress=progress)
         result.init_time_s = init_time
+        for name, seconds in (stages or {}).items():
+            result.timings[f"init_{name}"] = seconds
         result.wall_time_s += init_time
         return result
 
-    def initialize(self, data: MultiRegionData) -> None:
-        """The recommended initialisation; presets override it. The base model keeps its parameters."""
+    def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
+        """The recommended initialisation; presets override it (and may return the seconds of each stage).
+
+        The base model keeps its parameters.
+        """
+        return None
 
     @torch.no_grad()
     def posterior_state(
