@@ -1,0 +1,100 @@
+"""Wall time, per-stage breakdown and peak memory of every example demo at its defaults.
+
+    uv run python benchmarks/demos.py                       # all demos, writes benchmarks/results/demos.json
+    uv run python benchmarks/demos.py --only dlag_ssm,adm   # a subset
+    uv run python benchmarks/demos.py --seeds 0,1,2         # synthetic demos on several data seeds
+
+Each demo runs as its own process (so its peak RSS is its own) exactly as a user would start it, with
+``--no-progress``; the numbers are read back from the ``summary.json`` it writes. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine_info, write_json
+
+ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC = {
+    "dlag_ssm": "examples/synthetic/demo_dlag_ssm.py",
+    "matern": "examples/synthetic/demo_matern.py",
+    "custom_kernel": "examples/synthetic/demo_custom_kernel.py",
+    "gpfa_ssm": "examples/synthetic/demo_gpfa_ssm.py",
+    "lds": "examples/synthetic/demo_lds.py",
+    "adm": "examples/synthetic/demo_adm.py",
+}
+V1V2 = {
+    "v1v2_dlag_ssm": "examples/v1v2/demo_dlag_ssm.py",
+    "v1v2_adm": "examples/v1v2/demo_adm.py",
+}
+KEEP = (
+    "method",
+    "delay_rmse",
+    "y_rmse",
+    "noise_floor_rmse",
+    "n_iter",
+    "converged",
+    "wall_time_s",
+    "init_time_s",
+    "timings_s",
+    "per_iter_s",
+    "peak_memory_mb",
+    "compare",
+    "wall_time_per_split_s",
+    "device",
+)
+
+
+def run_demo(script: str, args: list[str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, str(ROOT / script), "--no-progress", "--out-dir", out, *args]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            return {"status": f"failed (exit {proc.returncode})", "stderr_tail": proc.stderr[-2000:]}
+        summary = json.loads((Path(out) / "summary.json").read_text())
+    rec = {k: summary[k] for k in KEEP if k in summary}
+    rec.update({k: v for k, v in summary.items() if k.startswith("holdout_psth")})
+    rec["process_wall_time_s"] = elapsed  # start-up, data and figures included
+    return rec
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", default=None, help="comma-separated demo names")
+    ap.add_argument("--seeds", default="0", help="data seeds of the synthetic demos")
+    ap.add_argument("--split-seeds", default="0,1,2", help="split seeds of the V1/V2 demos")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "demos.json")
+    args = ap.parse_args()
+    wanted = set(args.only.split(",")) if args.only else set(SYNTHETIC) | set(V1V2)
+    records: list[dict[str, Any]] = []
+    for name, script in SYNTHETIC.items():
+        if name not in wanted:
+            continue
+        for seed in args.seeds.split(","):
+            rec = {"demo": name, "seed": int(seed), **run_demo(script, ["--seed", seed, "--device", args.device])}
+            records.append(rec)
+            print(json.dumps({k: rec.get(k) for k in ("demo", "seed", "delay_rmse", "y_rmse", "wall_time_s")}))
+    for name, script in V1V2.items():
+        if name not in wanted:
+            continue
+        rec = {"demo": name, **run_demo(script, ["--split-seeds", args.split_seeds, "--device", args.device])}
+        records.append(rec)
+        print(json.dumps({k: v for k, v in rec.items() if k.startswith("holdout") or k in ("demo", "wall_time_s")}))
+    write_json(args.out, {"machine": machine_info(), "records": records})
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
