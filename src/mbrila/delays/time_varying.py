@@ -41,7 +41,8 @@ class TimeVaryingDelay(Delay):
     T : trial length the basis is laid out for.
     n_basis : basis functions per trajectory (default ``max(4, T // 4)``: a spacing of about 4 bins).
     max_delay : optional bound ``b`` on ``|δ|`` in bins.
-    smoothness : ``λ`` of the second-difference prior (0 turns it off).
+    smoothness : ``λ`` of the second-difference prior (0 turns it off); the log prior is summed over time, regions
+        and latents, next to a data term summed over trials and time.
     """
 
     constant = False
@@ -54,7 +55,7 @@ class TimeVaryingDelay(Delay):
         *,
         n_basis: int | None = None,
         max_delay: float | None = None,
-        smoothness: float = 1.0,
+        smoothness: float = 1e3,
     ) -> None:
         super().__init__(n_regions, n_across)
         if T < 2:
