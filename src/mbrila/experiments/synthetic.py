@@ -124,7 +124,7 @@ def run_synthetic(
         "wall_time_s": fit.wall_time_s,
         "init_time_s": fit.init_time_s,
         "timings_s": dict(fit.timings),
-        "per_iter_s": {k: v / max(fit.n_iter, 1) for k, v in fit.timings.items()},
+        "per_iter_s": {k: v / max(fit.n_iter, 1) for k, v in fit.timings.items() if not k.startswith("init_")},
         "peak_memory_mb": mem.peak_mb,
         "device": str(device),
         "dtype": str(dtype).replace("torch.", ""),
