@@ -231,7 +231,7 @@ def main() -> None:
                             continue
                         rec = run(device, m, B, t, d, N)
                         if rec.get("status", "").startswith("skipped: exceeded"):
-                            # Longer sequences of the same method would exceed the budget too.
+                            # Over budget: the rest of this (D, T) row is not attempted, to keep the sweep bounded.
                             break
     write_json(
         args.out,

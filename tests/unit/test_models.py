@@ -123,3 +123,12 @@ def test_bad_data_for_model():
     other = MultiRegionData(torch.zeros(2, 10, 5), (3, 2))
     with pytest.raises(ValueError, match="y_dims"):
         model.fit(other)
+
+
+def test_initialisation_respects_a_tight_delay_bound():
+    # True delays reach 2 bins; a model bounded at 0.5 bins must start (and stay) inside its bound.
+    data, _ = small_data(seed=3, n_trials=10, T=40)
+    for name in ("dlag", "adm"):
+        model = mbrila.build_model(name, latent_spec=LatentSpec(2, 1), y_dims=data.y_dims, T=data.T, max_delay=0.5)
+        model.fit(data, max_iter=2, progress=False)
+        assert float(model.delays().abs().max()) < 0.5

@@ -161,8 +161,14 @@ def initialize_multi_region(
         pooled = views.mean(0)
         pooled = pooled / pooled.std(dim=(0, 1), keepdim=True)
         lag_max = max_lag if max_lag is not None else max(1, min(10, T // 4))
+        bound = getattr(model.delay, "max_delay", None)
+        if bound is not None:
+            # Search only lags the model can represent; keep the start strictly inside the bound.
+            lag_max = max(1, min(lag_max, int(bound)))
         delays = torch.stack([peak_lag(views[r], views[0], lag_max) for r in range(len(model.y_dims))])
         delays[0] = 0
+        if bound is not None:
+            delays = delays.clamp(-0.9 * bound, 0.9 * bound)
         out["delays"] = delays
         ts = rbf_timescale(views, T_max=T / 2)
         out["timescales_across"] = ts
