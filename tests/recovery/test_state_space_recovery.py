@@ -25,8 +25,10 @@ FULL = full_size()
 SEEDS = [0, 1, 2] if FULL else [0]
 #: Reduced size keeps the headline's latents, timescales and delays on fewer, shorter trials and regions.
 SMALL = {} if FULL else {"n_trials": 30, "T": 100, "y_dims": (40, 40, 40)}
-#: At full size the issue's bound; at reduced size (fewer neurons and trials) a proportionally looser one.
-DELAY_TOL = 0.03 if FULL else 0.06
+#: At full size the issue's bound; at reduced size (fewer neurons and trials) a looser one. Measured at reduced
+#: size: DLAG-SSM 0.024, Matérn-5/2 0.017, rational quadratic 0.022, 10% masked 0.028; GPFA-SSM and LDS
+#: reconstruct at 1.021 and 1.015 × the noise floor.
+DELAY_TOL = 0.03 if FULL else 0.04
 
 
 @pytest.mark.parametrize("seed", SEEDS)
