@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -20,8 +19,10 @@ from typing import Any
 
 
 def max_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (Linux reports kB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident set size of this process so far, in MiB (the library's own measure)."""
+    from mbrila.experiments.resources import process_peak_rss_mb
+
+    return process_peak_rss_mb()
 
 
 def time_call(fn: Callable[[], Any], repeats: int, sync: Callable[[], None] = lambda: None) -> dict[str, float]:

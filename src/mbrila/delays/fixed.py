@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from mbrila.delays.base import Delay
+from mbrila.utils.constraints import bounded, unbounded
 
 
 class FixedDelay(Delay):
@@ -35,11 +36,6 @@ class FixedDelay(Delay):
         if init is not None:
             self.set_delays(init)
 
-    def _transform(self, raw: Tensor) -> Tensor:
-        if self.max_delay is None:
-            return raw
-        return self.max_delay * torch.tanh(raw / self.max_delay)
-
     def set_delays(self, value: Tensor) -> None:
         """Set the delays from ``(n_regions, n_across)`` (row 0 must be 0) or ``(n_regions − 1, n_across)``."""
         value = torch.as_tensor(value, dtype=self.raw_delay.dtype, device=self.raw_delay.device)
@@ -50,22 +46,13 @@ class FixedDelay(Delay):
             raise ValueError(
                 f"delays must have shape {full} or {(self.n_regions - 1, self.n_across)}; got {tuple(value.shape)}."
             )
-        if not bool(torch.isfinite(value).all()):
-            raise ValueError("delays must be finite.")
-        if self.max_delay is not None:
-            if bool((value.abs() >= self.max_delay).any()):
-                raise ValueError(
-                    f"delays must lie strictly inside ±max_delay = ±{self.max_delay}; got {value.tolist()}."
-                )
-            raw = self.max_delay * torch.atanh(value / self.max_delay)
-        else:
-            raw = value
+        raw = unbounded(value, self.max_delay, "delays", "max_delay")
         with torch.no_grad():
             self.raw_delay.copy_(raw)
 
     def region_delays(self) -> Tensor:
         """``(n_regions, n_across)`` with row 0 zero."""
-        d = self._transform(self.raw_delay)
+        d = bounded(self.raw_delay, self.max_delay)
         return torch.cat([torch.zeros_like(d[:1]), d], 0)
 
     def delays(self, T: int) -> Tensor:

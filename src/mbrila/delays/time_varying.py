@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from mbrila.delays.base import Delay
+from mbrila.utils.constraints import bounded, unbounded
 
 
 def gaussian_basis(T: int, n_basis: int, dtype: torch.dtype | None = None) -> Tensor:
@@ -72,16 +73,6 @@ class TimeVaryingDelay(Delay):
         self.smoothness = float(smoothness)
         self.weights = nn.Parameter(torch.zeros(n_regions - 1, n_across, self.n_basis))
 
-    def _transform(self, u: Tensor) -> Tensor:
-        return u if self.max_delay is None else self.max_delay * torch.tanh(u / self.max_delay)
-
-    def _inverse(self, value: Tensor) -> Tensor:
-        if self.max_delay is None:
-            return value
-        if bool((value.abs() >= self.max_delay).any()):
-            raise ValueError(f"delays must lie strictly inside ±max_delay = ±{self.max_delay}.")
-        return self.max_delay * torch.atanh(value / self.max_delay)
-
     def _basis(self, T: int) -> Tensor:
         # Built in the weights' dtype on each call (T × n_basis, cheap), so casting the module keeps the basis an
         # exact partition of unity. Another T resamples the same trajectory shape over [0, T − 1].
@@ -95,7 +86,7 @@ class TimeVaryingDelay(Delay):
 
     def delays(self, T: int) -> Tensor:
         u = torch.einsum("tj,rkj->trk", self._basis(T), self.weights)  # (T, R−1, K)
-        d = self._transform(u)
+        d = bounded(u, self.max_delay)
         return torch.cat([torch.zeros_like(d[:, :1]), d], dim=1)
 
     def set_delays(self, value: Tensor) -> None:
@@ -110,17 +101,15 @@ class TimeVaryingDelay(Delay):
             v = v[1:] if v.shape[0] == R else v
             if tuple(v.shape) != (R - 1, K):
                 raise ValueError(f"constant delays must have shape {(R, K)} or {(R - 1, K)}; got {tuple(v.shape)}.")
-            new = self._inverse(v)[..., None].expand_as(w)
+            new = unbounded(v, self.max_delay, "delays", "max_delay")[..., None].expand_as(w)
         else:
             v = v[:, 1:] if v.ndim == 3 and v.shape[1] == R else v
             if tuple(v.shape) != (self.T, R - 1, K):
                 raise ValueError(
                     f"delay trajectories must have shape {(self.T, R, K)} or {(self.T, R - 1, K)}; got {tuple(v.shape)}."
                 )
-            u = self._inverse(v).reshape(self.T, -1)
+            u = unbounded(v, self.max_delay, "delays", "max_delay").reshape(self.T, -1)
             new = torch.linalg.lstsq(self.basis, u).solution.T.reshape(R - 1, K, self.n_basis)
-        if not bool(torch.isfinite(v).all()):
-            raise ValueError("delays must be finite.")
         with torch.no_grad():
             w.copy_(new)
 

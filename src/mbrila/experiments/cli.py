@@ -203,7 +203,7 @@ def cosmoothing_figures(res: CosmoothingResult, test: MultiRegionData, out_dir: 
     plotting.plot_convergence(res.fit.score_trace, out_dir / "convergence.png")
     names = ["psth_heatmap.png", "convergence.png"]
     model = res.model
-    if model.latent_spec.n_across and getattr(model.delay, "learns_delays", False):
+    if model.latent_spec.n_across and model.delay.learns_delays:
         plotting.plot_delays(model.delays().cpu(), None, test.region_names, out_dir / "delays.png")
         names.append("delays.png")
     post = model.infer(test)

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,6 @@ class SyntheticRun:
     prediction: torch.Tensor
     matching: Matching | None
     scenario: MultiRegionScenario
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _floats(x: Any) -> list[float]:
@@ -96,7 +95,8 @@ def run_synthetic(
     true_acr = truth.latents_across[:, :, 0, :]
     fit_acr = post.region(0)[..., :n_a].cpu()
     matching = match_latents(fit_acr, true_acr) if n_a else None
-    has_delays = bool(getattr(model.delay, "learns_delays", False))
+    # Delay scores only for models that learn delays (GPFA and LDS have none to score).
+    fitted_delays = model.delays().cpu() if model.delay.learns_delays and n_a else None
     recon = reconstruction_rmse(data.y, pred.cpu(), data.y_dims, mask=data.mask, region_names=data.region_names)
     ts = model.timescales()
     summary: dict[str, Any] = {
@@ -104,9 +104,9 @@ def run_synthetic(
         "scenario": scen.delay_shape if isinstance(scenario, MultiRegionScenario) else scenario,
         "delay_shape": scen.delay_shape,
         "seed": seed,
-        "delay_rmse": delay_rmse(model.delays().cpu(), truth.delays, matching) if has_delays and n_a else None,
+        "delay_rmse": None if fitted_delays is None else delay_rmse(fitted_delays, truth.delays, matching),
         "delay_rmse_per_latent": (
-            _floats(delay_rmse_per_latent(model.delays().cpu(), truth.delays, matching)) if has_delays and n_a else None
+            None if fitted_delays is None else _floats(delay_rmse_per_latent(fitted_delays, truth.delays, matching))
         ),
         "y_rmse": recon["overall"],
         "y_rmse_per_region": {str(k): v for k, v in recon.items() if k != "overall"},

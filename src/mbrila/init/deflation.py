@@ -63,10 +63,13 @@ def deflate_across(
     y, mask = model._data(data)
     obs = model.observation
     T = data.T
+
+    def observed_only(x: torch.Tensor) -> torch.Tensor:
+        # Missing entries stay exactly zero, so they never leak into the next one-latent fit.
+        return x if mask is None else torch.where(mask, x, torch.zeros_like(x))
+
     with torch.no_grad():
-        resid = y - obs.d
-        if mask is not None:
-            resid = torch.where(mask, resid, torch.zeros_like(resid))
+        resid = observed_only(y - obs.d)
     for k, blk in enumerate(model.across):
         kernel = copy.deepcopy(blk.kernel)
         single = build_single(kernel)
@@ -85,7 +88,4 @@ def deflate_across(
             model.delay.set_latent_delays(k, single.delay.delays(T)[:, :, 0])  # type: ignore[operator]
             for (neurons, col), (_, col1) in zip(cols, _across_columns(single, 0), strict=True):
                 obs.C[neurons, col] = single.observation.C[neurons, col1]
-            fitted = single.predict(part) - single.observation.d
-            resid = resid - fitted
-            if mask is not None:
-                resid = torch.where(mask, resid, torch.zeros_like(resid))
+            resid = observed_only(resid - (single.predict(part) - single.observation.d))

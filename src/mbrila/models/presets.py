@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -36,6 +36,11 @@ DEFAULT_EPS = 1e-3
 #: (λ = 1, 1e2, 1e3, 1e4 gave delay RMSE 0.071, 0.068, 0.058, 0.065 bins on seed 0): strong enough to remove
 #: wiggles the data do not support, weak enough to keep an 8-bin-wide bump.
 DEFAULT_SMOOTHNESS = 1e3
+
+
+def default_max_delay(T: int) -> float:
+    """Bound on ``|δ|`` used when none is given: a quarter of the trial, at least one bin."""
+    return max(1.0, T / 4)
 
 
 def default_kernel() -> BaseKernel:
@@ -133,7 +138,7 @@ class DLAG(_GPPreset):
         **kw: Any,
     ) -> None:
         spec = latent_spec.for_regions(len(y_dims))
-        bound = max_delay if max_delay is not None else max(1.0, T / 4)
+        bound = max_delay if max_delay is not None else default_max_delay(T)
         delay = FixedDelay(len(y_dims), spec.n_across, max_delay=bound)
         super().__init__(spec, y_dims, T, delay=delay, engine=engine, **kw)
 
@@ -169,17 +174,10 @@ class ADM(_GPPreset):
         **kw: Any,
     ) -> None:
         spec = latent_spec.for_regions(len(y_dims))
-        bound = max_delay if max_delay is not None else max(1.0, T / 4)
+        bound = max_delay if max_delay is not None else default_max_delay(T)
         delay = TimeVaryingDelay(len(y_dims), spec.n_across, T, n_basis=n_basis, max_delay=bound, smoothness=smoothness)
         super().__init__(spec, y_dims, T, delay=delay, engine=engine, **kw)
         self.deflation = deflation
-        self._single_kwargs = {
-            "max_delay": bound,
-            "n_basis": delay.n_basis,
-            "smoothness": smoothness,
-            "order": kw.get("order", DEFAULT_ORDER),
-            "eps": kw.get("eps", DEFAULT_EPS),
-        }
 
     def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
         """DLAG's initialisation (constant delays), then the deflation stage; returns the time of each stage."""
@@ -190,17 +188,24 @@ class ADM(_GPPreset):
             return {"multi_region": t1 - t0}
 
         ref = self.observation.C
+        delay = cast(TimeVaryingDelay, self.delay)
+        blk = cast(MarkovianGPLatent, self.across[0])
 
         def build_single(kernel: BaseKernel) -> ADM:
+            # The same delay parametrisation and lift as this model, for one across latent and no within latents.
             return ADM(
                 LatentSpec(1, 0),
                 self.y_dims,
                 self.T,
+                max_delay=delay.max_delay,
+                n_basis=delay.n_basis,
+                smoothness=delay.smoothness,
                 deflation=None,
                 kernel_factory_across=lambda: kernel,
+                order=blk.order,
+                eps=blk.eps,
                 dtype=ref.dtype,
                 device=ref.device,
-                **self._single_kwargs,
             )
 
         deflate_across(self, data, build_single, self.deflation)

@@ -68,6 +68,22 @@ class Positive:
             raw.copy_(softplus_inverse(t - self.lower_bound).expand_as(raw))
 
 
+def bounded(raw: Tensor, bound: float | None) -> Tensor:
+    """``bound · tanh(raw / bound)``: identity near 0, strictly inside ``(−bound, bound)``; ``raw`` when unbounded."""
+    return raw if bound is None else bound * torch.tanh(raw / bound)
+
+
+def unbounded(value: Tensor, bound: float | None, name: str, bound_name: str = "bound") -> Tensor:
+    """Inverse of :func:`bounded`, with a ``ValueError`` naming ``name`` for non-finite or out-of-bound values."""
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name} must be finite; got {value.tolist()}.")
+    if bound is None:
+        return value
+    if bool((value.abs() >= bound).any()):
+        raise ValueError(f"{name} must lie strictly inside ±{bound_name} = ±{bound}; got {value.tolist()}.")
+    return bound * torch.atanh(value / bound)
+
+
 class Bounded:
     """Descriptor exposing ``bound · tanh(raw / bound)`` (identity near 0, inside ``(−bound, bound)``).
 
@@ -85,22 +101,14 @@ class Bounded:
     def __get__(self, obj: Any, objtype: type | None = None) -> Any:
         if obj is None:
             return self
-        raw = getattr(obj, self.raw_name)
-        bound = getattr(obj, self.bound_name)
-        return raw if bound is None else bound * torch.tanh(raw / bound)
+        return bounded(getattr(obj, self.raw_name), getattr(obj, self.bound_name))
 
     def __set__(self, obj: Any, value: Any) -> None:
         raw = getattr(obj, self.raw_name)
-        bound = getattr(obj, self.bound_name)
         t = torch.as_tensor(value, dtype=raw.dtype, device=raw.device)
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{self.name} must be finite; got {value!r}.")
-        if bound is not None:
-            if bool((t.abs() >= bound).any()):
-                raise ValueError(f"{self.name} must lie strictly inside ±{bound}; got {t.tolist()}.")
-            t = bound * torch.atanh(t / bound)
+        t = unbounded(t, getattr(obj, self.bound_name), self.name, self.bound_name)
         with torch.no_grad():
             raw.copy_(t.expand_as(raw))
 
 
-__all__ = ["Bounded", "Positive", "positive_parameter", "softplus_inverse"]
+__all__ = ["Bounded", "Positive", "bounded", "positive_parameter", "softplus_inverse", "unbounded"]
