@@ -4,6 +4,8 @@
     uv run python benchmarks/demos.py --only dlag_ssm,adm   # a subset
     uv run python benchmarks/demos.py --seeds 0,1,2         # synthetic demos on several data seeds
 
+A run replaces the rows of the demos it ran in the output file and keeps the rest.
+
 Each demo runs as its own process (so its peak RSS is its own) exactly as a user would start it, with
 ``--no-progress``; the numbers are read back from the ``summary.json`` it writes. Nothing is asserted.
 """
@@ -32,9 +34,13 @@ SYNTHETIC = {
     "lds": "examples/synthetic/demo_lds.py",
     "adm": "examples/synthetic/demo_adm.py",
 }
+# name → (script, extra flags); the "_last_iterate" rows score the final EM iterate instead of the checkpoint
+# selected on the validation trials, to show what the selection changes.
 V1V2 = {
-    "v1v2_dlag_ssm": "examples/v1v2/demo_dlag_ssm.py",
-    "v1v2_adm": "examples/v1v2/demo_adm.py",
+    "v1v2_dlag_ssm": ("examples/v1v2/demo_dlag_ssm.py", []),
+    "v1v2_adm": ("examples/v1v2/demo_adm.py", []),
+    "v1v2_dlag_ssm_last_iterate": ("examples/v1v2/demo_dlag_ssm.py", ["--no-validation-select"]),
+    "v1v2_adm_last_iterate": ("examples/v1v2/demo_adm.py", ["--no-validation-select"]),
 }
 KEEP = (
     "method",
@@ -50,6 +56,8 @@ KEEP = (
     "peak_memory_mb",
     "compare",
     "wall_time_per_split_s",
+    "selected_iter",
+    "validation_select",
     "device",
 )
 
@@ -86,12 +94,16 @@ def main() -> None:
             rec = {"demo": name, "seed": int(seed), **run_demo(script, ["--seed", seed, "--device", args.device])}
             records.append(rec)
             print(json.dumps({k: rec.get(k) for k in ("demo", "seed", "delay_rmse", "y_rmse", "wall_time_s")}))
-    for name, script in V1V2.items():
+    for name, (script, flags) in V1V2.items():
         if name not in wanted:
             continue
-        rec = {"demo": name, **run_demo(script, ["--split-seeds", args.split_seeds, "--device", args.device])}
+        rec = {"demo": name, **run_demo(script, ["--split-seeds", args.split_seeds, "--device", args.device, *flags])}
         records.append(rec)
         print(json.dumps({k: v for k, v in rec.items() if k.startswith("holdout") or k in ("demo", "wall_time_s")}))
+    if args.out.exists():  # a partial run (--only) replaces its own rows and keeps the others
+        fresh = {(r["demo"], r.get("seed")) for r in records}
+        old = json.loads(args.out.read_text()).get("records", [])
+        records = [r for r in old if (r["demo"], r.get("seed")) not in fresh] + records
     write_json(args.out, {"machine": machine_info(), "records": records})
     print(f"wrote {args.out}")
 

@@ -24,8 +24,18 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
     return fig
 
 
-def plot_convergence(score_trace: Sequence[float], path: str | Path | None = None, label: str = "EM score") -> Figure:
-    """The fit's score per iteration (a convergence diagnostic)."""
+def plot_convergence(
+    score_trace: Sequence[float],
+    path: str | Path | None = None,
+    label: str = "EM score",
+    validation: Sequence[tuple[int, float]] | None = None,
+    selected: int | None = None,
+) -> Figure:
+    """The fit's score per iteration (a convergence diagnostic).
+
+    ``validation`` — ``[(iteration, score), …]`` of a held-out criterion (lower is better) — is drawn on a
+    second axis, and ``selected`` (the iteration whose parameters were kept) as a vertical line.
+    """
     fig = Figure(figsize=(5, 3.2), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(np.arange(1, len(score_trace) + 1), np.asarray(score_trace, dtype=float), lw=1.5)
@@ -33,6 +43,14 @@ def plot_convergence(score_trace: Sequence[float], path: str | Path | None = Non
     ax.set_ylabel(label)
     ax.set_title("convergence")
     ax.grid(alpha=0.3)
+    if validation:
+        it, val = np.asarray(validation, dtype=float).T
+        ax2 = ax.twinx()
+        ax2.plot(it, val, color="tab:orange", lw=1.2, marker=".", ms=3)
+        ax2.set_ylabel("validation score", color="tab:orange")
+    if selected is not None:
+        ax.axvline(selected, color="k", ls="--", lw=1, label=f"kept: iteration {selected}")
+        ax.legend(loc="lower right", fontsize=8)
     return _save(fig, path)
 
 

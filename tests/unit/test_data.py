@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mbrila.core import LatentSpec, MultiRegionData, holdout_neuron_mask, split_trials
+from mbrila.core import LatentSpec, MultiRegionData, holdout_neuron_folds, holdout_neuron_mask, split_trials
 
 
 def regions(B=4, T=6, dims=(3, 2), seed=0):
@@ -111,3 +111,18 @@ def test_holdout_mask_counts():
     assert (~keep[:72]).sum() == 14 and (~keep[72:]).sum() == 4
     assert np.array_equal(keep, holdout_neuron_mask((72, 22), 0.2, seed=0))
     assert not np.array_equal(keep, holdout_neuron_mask((72, 22), 0.2, seed=1))
+
+
+@pytest.mark.parametrize("y_dims", [(72, 22), (3, 1, 7), (2, 5)])
+def test_holdout_folds_hide_every_neuron_once(y_dims):
+    folds = holdout_neuron_folds(y_dims, 0.2, seed=3)
+    assert len(folds) == 5 and all(f.dtype == np.bool_ and f.shape == (sum(y_dims),) for f in folds)
+    hidden = np.stack([~f for f in folds]).sum(0)
+    edges = np.cumsum([0, *y_dims])
+    for n, a, b in zip(y_dims, edges[:-1], edges[1:], strict=True):
+        assert np.array_equal(hidden[a:b], np.full(n, 1 if n > 1 else 0))  # once each; a lone neuron never
+        per_fold = [int((~f[a:b]).sum()) for f in folds]
+        assert max(per_fold) < n and max(per_fold) - min(per_fold) <= 1  # never the whole region, even sizes
+    assert all(np.array_equal(x, y) for x, y in zip(folds, holdout_neuron_folds(y_dims, 0.2, seed=3), strict=True))
+    with pytest.raises(ValueError, match="fraction"):
+        holdout_neuron_folds(y_dims, 0.0, seed=0)

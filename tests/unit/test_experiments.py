@@ -10,8 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+import mbrila
+from mbrila.core import LatentSpec, MultiRegionData, split_trials
 from mbrila.experiments.cli import synthetic_demo, v1v2_demo
+from mbrila.experiments.cosmoothing import run_cosmoothing, split_sizes
 from mbrila.experiments.synthetic import run_synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +82,8 @@ def test_v1v2_demo_on_a_small_file(tmp_path, rng):
             vals = [s[key] for s in saved["per_split"]]
             assert saved[key] == pytest.approx(np.mean(vals)) and saved[f"{key}_std"] == pytest.approx(np.std(vals))
     assert saved["split_seeds"] == [0, 1] and len(saved["wall_time_per_split_s"]) == 2
+    assert saved["validation_select"] and all(it in (1, 2) for it in saved["selected_iter"])
+    assert all(s["validation_trace"] for s in saved["per_split"])
     assert summary["method"] == "dlag"
     for fig in ("psth_heatmap.png", "delays.png", "latents.png", "convergence.png"):
         assert (out / fig).exists()
@@ -110,3 +116,27 @@ def test_example_scripts_are_thin_and_show_help(capsys, monkeypatch):
             runpy.run_path(str(script), run_name="__main__")
         assert done.value.code == 0
         assert "--out-dir" in capsys.readouterr().out
+
+
+def test_validation_selection_keeps_the_best_checkpoint_and_never_reads_test_trials(rng):
+    data = MultiRegionData.from_regions(_fake_recordings(rng, n_trials=24))
+    make = lambda d: mbrila.build_model("dlag", latent_spec=LatentSpec(1, 1), y_dims=d.y_dims, T=d.T)  # noqa: E731
+    kw = {
+        "split_seed": 0,
+        "n_holdout_seeds": 1,
+        "validation_every": 2,
+        "fit_kwargs": {"max_iter": 7, "progress": False},
+    }
+    res = run_cosmoothing(make, data, **kw)
+    iters, scores = zip(*res.validation_trace, strict=True)
+    assert iters == (1, 2, 4, 6, 7)  # every 2 iterations, plus the last one
+    assert res.selected_iter == iters[int(np.argmin(scores))]
+    # The test trials only enter the scores: scrambling them changes no validation score and no selection.
+    _, _, test_idx = split_trials(data.n_trials, *split_sizes(data.n_trials), 0)
+    y = data.y.clone()
+    y[test_idx] = torch.randn_like(y[test_idx]) * 5
+    again = run_cosmoothing(make, MultiRegionData(y, data.y_dims, data.region_names), **kw)
+    assert again.validation_trace == res.validation_trace and again.selected_iter == res.selected_iter
+    assert again.metrics != res.metrics
+    plain = run_cosmoothing(make, data, **kw, select_on_validation=False)
+    assert plain.selected_iter == plain.fit.n_iter == 7 and plain.validation_trace == []

@@ -132,3 +132,23 @@ def test_initialisation_respects_a_tight_delay_bound():
         model = mbrila.build_model(name, latent_spec=LatentSpec(2, 1), y_dims=data.y_dims, T=data.T, max_delay=0.5)
         model.fit(data, max_iter=2, progress=False)
         assert float(model.delays().abs().max()) < 0.5
+
+
+@pytest.mark.parametrize("preset", ["dlag", "adm"])
+@pytest.mark.parametrize("missing", [False, True])
+def test_per_neuron_observed_mask_matches_the_entrywise_mask(preset, missing):
+    # (N,) masks drop the hidden neurons (covariances shared by trials); (trials, T, N) masks run one filter per
+    # trial. Both are E[y | observed entries] and must agree.
+    data, _ = small_data(seed=5, n_trials=6, T=20)
+    if missing:
+        mask = torch.rand(data.y.shape, generator=torch.Generator().manual_seed(0)) > 0.1
+        data = MultiRegionData(data.y, data.y_dims, mask=mask, region_names=data.region_names)
+    model = mbrila.build_model(preset, latent_spec=LatentSpec(2, 1), y_dims=data.y_dims, T=data.T)
+    model.fit(data, max_iter=3, progress=False)
+    keep = torch.ones(data.N, dtype=torch.bool)
+    keep[1::3] = False
+    by_neuron = model.predict(data, observed=keep)
+    by_entry = model.predict(data, observed=keep.expand(data.y.shape))
+    torch.testing.assert_close(by_neuron, by_entry, rtol=1e-9, atol=1e-10)
+    with pytest.raises(ValueError, match="observed"):
+        model.predict(data, observed=keep[:-1])

@@ -42,3 +42,24 @@ def holdout_neuron_mask(y_dims: Sequence[int], fraction: float, seed: int) -> np
         mask[rng.choice(n, size=k, replace=False)] = False
         keep.append(mask)
     return np.concatenate(keep)
+
+
+def holdout_neuron_folds(y_dims: Sequence[int], fraction: float, seed: int) -> list[np.ndarray]:
+    """Leave-group-out masks: each region's neurons split into ``round(1 / fraction)`` groups, hidden in turn.
+
+    Returns a list of bool ``(N,)`` masks (True = kept for inference); across the list every neuron is hidden
+    exactly once, together with about ``fraction`` of its region. The grouping follows
+    ``numpy.random.default_rng(seed)``. A region with a single neuron is never hidden.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must lie in (0, 1); got {fraction}.")
+    n_folds = max(2, round(1.0 / fraction))
+    rng = np.random.default_rng(seed)
+    keeps = [[np.ones(int(n), dtype=bool) for n in y_dims] for _ in range(n_folds)]
+    for r, n in enumerate(y_dims):
+        if n < 2:
+            continue
+        # A region with fewer neurons than folds hides one neuron in each of its first n folds.
+        for f, group in enumerate(np.array_split(rng.permutation(int(n)), min(n_folds, int(n)))):
+            keeps[f][r][group] = False
+    return [np.concatenate(k) for k in keeps]

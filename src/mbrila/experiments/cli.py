@@ -200,7 +200,10 @@ def cosmoothing_figures(res: CosmoothingResult, test: MultiRegionData, out_dir: 
     plotting.plot_psth_heatmap(
         test.y, res.prediction, test.y_dims, res.heldout, test.region_names, out_dir / "psth_heatmap.png"
     )
-    plotting.plot_convergence(res.fit.score_trace, out_dir / "convergence.png")
+    selected = res.selected_iter if res.validation_trace else None
+    plotting.plot_convergence(
+        res.fit.score_trace, out_dir / "convergence.png", validation=res.validation_trace, selected=selected
+    )
     names = ["psth_heatmap.png", "convergence.png"]
     model = res.model
     if model.latent_spec.n_across and model.delay.learns_delays:
@@ -233,6 +236,11 @@ def v1v2_demo(
     ap.add_argument("--n-across", type=int, default=2)
     ap.add_argument("--n-within", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0, help="torch seed (the fit itself is deterministic)")
+    ap.add_argument(
+        "--no-validation-select",
+        action="store_true",
+        help="score the last EM iterate instead of the checkpoint that co-smooths the validation trials best",
+    )
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     device, dtype = resolve_device(args.device), DTYPES[args.dtype]
@@ -257,23 +265,27 @@ def v1v2_demo(
                 split_seed=split,
                 holdout_seed=args.holdout_seed,
                 n_holdout_seeds=args.n_holdout_seeds,
+                select_on_validation=not args.no_validation_select,
                 fit_kwargs={"max_iter": args.max_iter, "progress": not args.no_progress},
             )
         entry = {
             "split_seed": split,
             **res.metrics,
             "n_iter": res.fit.n_iter,
+            "selected_iter": res.selected_iter,
             "converged": res.fit.converged,
             "fit_wall_time_s": res.fit.wall_time_s,
             "wall_time_s": res.wall_time_s,
             "timings_s": dict(res.fit.timings),
             "peak_memory_mb": mem.peak_mb,
+            "validation_trace": res.validation_trace,
         }
         per_split.append(entry)
         if i == 0:
             test = data[res.test_idx]
             figures = cosmoothing_figures(res, test, args.out_dir)
-        print(f"split {split}: " + ", ".join(f"{k} {v:.4f}" for k, v in res.metrics.items() if "psth" in k))
+        scores = ", ".join(f"{k} {v:.4f}" for k, v in res.metrics.items() if "psth" in k)
+        print(f"split {split}: {scores} (EM iterate {res.selected_iter} of {res.fit.n_iter})")
     metric_keys = [k for k in per_split[0] if k.startswith("holdout_")]
     summary: dict[str, Any] = {
         "method": label,
@@ -281,10 +293,12 @@ def v1v2_demo(
         "data_path": str(path),
         "region_names": list(data.region_names),
         "latent_spec": {"n_across": args.n_across, "n_within": args.n_within},
+        "validation_select": not args.no_validation_select,
         "split_seeds": seeds,
         **{k: float(np.mean([s[k] for s in per_split])) for k in metric_keys},
         **{f"{k}_std": float(np.std([s[k] for s in per_split])) for k in metric_keys},
         "n_iter": per_split[0]["n_iter"],
+        "selected_iter": [s["selected_iter"] for s in per_split],
         "wall_time_s": float(np.sum([s["wall_time_s"] for s in per_split])),
         "wall_time_per_split_s": [s["wall_time_s"] for s in per_split],
         "peak_memory_mb": float(np.max([s["peak_memory_mb"] for s in per_split])),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, cast
 
 import torch
@@ -205,12 +206,26 @@ class LatentStateSpaceModel(nn.Module):
         self, data: MultiRegionData, observed: Tensor | None = None
     ) -> tuple[SmootherResult, ComposedPrior]:
         y, mask = self._data(data)
+        prior = self.prior(data.T)
+        model = self.lgssm(data.T, prior)
         if observed is not None:
             obs = torch.as_tensor(observed, device=y.device).bool()
-            obs = obs.expand_as(y) if obs.ndim < 3 else obs
-            mask = obs if mask is None else (mask & obs)
-        prior = self.prior(data.T)
-        post = kalman_smoother(self.lgssm(data.T, prior), y, mask, method=self.engine.method)
+            if obs.ndim == 1:
+                if obs.shape[0] != y.shape[-1]:
+                    raise ValueError(
+                        f"observed must be a bool (N,) = ({y.shape[-1]},) per-neuron mask or (trials, T, N); "
+                        f"got shape {tuple(obs.shape)}."
+                    )
+                # Dropping the hidden neurons keeps the posterior covariances shared across trials (the fast
+                # path); masking them entry by entry would give every trial its own covariance filter.
+                assert model.C is not None and model.d is not None and model.R is not None
+                model = replace(model, C=model.C[obs], d=model.d[obs], R=model.R[obs])
+                y = y[..., obs]
+                mask = None if mask is None else mask[..., obs]
+            else:
+                obs = obs.expand_as(y)
+                mask = obs if mask is None else (mask & obs)
+        post = kalman_smoother(model, y, mask, method=self.engine.method)
         return post, prior
 
     @torch.no_grad()

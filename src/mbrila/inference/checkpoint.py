@@ -1,0 +1,66 @@
+"""Keep the parameters that score best on held-out data while a model fits (early stopping by selection).
+
+The EM objective is the training log-likelihood; a held-out criterion such as validation co-smoothing need not
+peak where it does. :class:`BestCheckpoint` is a ``fit`` callback: every ``every`` iterations it calls
+``score_fn(model)`` (lower is better), copies the parameters when the score improves, and :meth:`restore` puts
+the best copy back after the fit.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class BestCheckpoint:
+    """``fit`` callback that remembers the best-scoring parameters.
+
+    Parameters
+    ----------
+    model : the module being fitted (its ``state_dict`` is what is kept).
+    score_fn : ``model → float``, lower is better; called under ``torch.no_grad()``.
+    every : score after iterations ``1, every, 2·every, …`` (1-based counts of completed EM iterations).
+
+    Attributes
+    ----------
+    trace : ``[(completed iterations, score), …]`` in the order scored.
+    best_iter, best_score : the selected checkpoint (``best_iter`` counts completed iterations).
+    """
+
+    def __init__(self, model: nn.Module, score_fn: Callable[[Any], float], every: int = 5) -> None:
+        if every < 1:
+            raise ValueError(f"every must be a positive number of iterations; got {every}.")
+        self.model, self.score_fn, self.every = model, score_fn, int(every)
+        self.trace: list[tuple[int, float]] = []
+        self.best_iter, self.best_score = 0, math.inf
+        self._best_state: dict[str, torch.Tensor] | None = None
+        self._last = 0
+
+    def _score(self, n_done: int) -> None:
+        with torch.no_grad():
+            value = float(self.score_fn(self.model))
+        self.trace.append((n_done, value))
+        self._last = n_done
+        value = math.inf if math.isnan(value) else value  # a diverged checkpoint is never preferred
+        if self._best_state is None or value < self.best_score:
+            self.best_iter, self.best_score = n_done, value
+            self._best_state = copy.deepcopy(self.model.state_dict())
+
+    def __call__(self, it: int, score: float) -> None:
+        n_done = it + 1
+        if n_done == 1 or n_done % self.every == 0:
+            self._score(n_done)
+
+    def restore(self, n_iter: int) -> int:
+        """Score the final parameters (after ``n_iter`` iterations) if not yet scored, load the best; return
+        the number of completed iterations of the checkpoint loaded."""
+        if n_iter != self._last or self._best_state is None:
+            self._score(n_iter)
+        assert self._best_state is not None  # the first scored state is always kept
+        self.model.load_state_dict(self._best_state)
+        return self.best_iter

@@ -1,0 +1,46 @@
+"""BestCheckpoint: the fit callback that keeps the parameters scoring best on held-out data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mbrila.inference.checkpoint import BestCheckpoint
+
+
+def _drive(scores: list[float], every: int, n_iter: int | None = None) -> tuple[BestCheckpoint, nn.Linear]:
+    """Pretend to fit: after iteration k the weight equals k + 1 and the score is ``scores[k]``."""
+    model = nn.Linear(1, 1, bias=False)
+    ckpt = BestCheckpoint(model, lambda m: scores[int(m.weight.item()) - 1], every=every)
+    n_iter = len(scores) if n_iter is None else n_iter
+    for it in range(n_iter):
+        with torch.no_grad():
+            model.weight.fill_(it + 1)
+        ckpt(it, 0.0)
+    return ckpt, model
+
+
+def test_restores_the_best_scored_iterate():
+    scores = [5.0, 4.0, 3.0, 1.0, 2.0, 6.0, 0.5, 7.0]
+    ckpt, model = _drive(scores, every=2)
+    # Scored after 1, 2, 4, 6, 8 completed iterations: the minimum among those is 1.0 after 4.
+    assert [i for i, _ in ckpt.trace] == [1, 2, 4, 6, 8]
+    assert ckpt.restore(len(scores)) == 4 and model.weight.item() == 4.0 and ckpt.best_score == 1.0
+    assert len(ckpt.trace) == 5  # the last iterate had been scored already
+
+
+def test_final_iterate_is_scored_when_the_fit_stops_between_scores():
+    scores = [5.0, 4.0, 3.0, 2.0, 1.0]
+    ckpt, model = _drive(scores, every=4, n_iter=5)  # scored after 1 and 4; the fit stopped after 5
+    assert ckpt.restore(5) == 5 and model.weight.item() == 5.0
+    assert [i for i, _ in ckpt.trace] == [1, 4, 5]
+
+
+def test_nan_scores_are_never_preferred_and_bad_every_is_refused():
+    ckpt, model = _drive([math.nan, 3.0, math.nan, math.nan], every=1)
+    assert ckpt.restore(4) == 2 and model.weight.item() == 2.0
+    with pytest.raises(ValueError, match="every"):
+        BestCheckpoint(nn.Linear(1, 1), lambda m: 0.0, every=0)
