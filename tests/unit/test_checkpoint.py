@@ -44,3 +44,14 @@ def test_nan_scores_are_never_preferred_and_bad_every_is_refused():
     assert ckpt.restore(4) == 2 and model.weight.item() == 2.0
     with pytest.raises(ValueError, match="every"):
         BestCheckpoint(nn.Linear(1, 1), lambda m: 0.0, every=0)
+
+
+def test_patience_asks_the_fit_to_stop_after_stale_scores():
+    model = nn.Linear(1, 1, bias=False)
+    scores = iter([3.0, 2.0, 2.5, 2.0, 2.1, 1.0])
+    ckpt = BestCheckpoint(model, lambda m: next(scores), every=1, patience=3)
+    # 3.0 (new), 2.0 (new), 2.5, 2.0 (a tie is not a new best), 2.1 → three stale scores: stop.
+    assert [ckpt(it, 0.0) for it in range(5)] == [False, False, False, False, True]
+    assert ckpt.best_iter == 2
+    with pytest.raises(ValueError, match="patience"):
+        BestCheckpoint(model, lambda m: 0.0, patience=0)

@@ -152,3 +152,11 @@ def test_per_neuron_observed_mask_matches_the_entrywise_mask(preset, missing):
     torch.testing.assert_close(by_neuron, by_entry, rtol=1e-9, atol=1e-10)
     with pytest.raises(ValueError, match="observed"):
         model.predict(data, observed=keep[:-1])
+
+
+def test_a_callback_returning_true_stops_the_fit():
+    data, _ = small_data(seed=2, n_trials=6, T=20)
+    model = mbrila.DLAG(LatentSpec(2, 1), data.y_dims, data.T)
+    seen: list[int] = []
+    fit = model.fit(data, max_iter=50, progress=False, callback=lambda it, s: seen.append(it) or it == 3)
+    assert fit.n_iter == 4 and seen == [0, 1, 2, 3] and len(fit.score_trace) == 4 and not fit.converged

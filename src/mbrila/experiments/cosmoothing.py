@@ -3,8 +3,9 @@
 1. Split the trials by ``split_seed`` into train / validation / test (300 / 50 / 50 for the V1/V2 data).
 2. Fit on the training trials. By default the validation trials pick the EM checkpoint: every few iterations
    the model co-smooths the validation trials (each region's neurons hidden a fifth at a time, so every neuron
-   is predicted once) and the parameters with the lowest mean-over-regions PSTH RMSE are kept. The training
-   likelihood and this held-out criterion need not peak together; the test trials are never looked at.
+   is predicted once) and the parameters with the lowest mean-over-regions PSTH RMSE are kept; the fit stops
+   early once that score has not improved for 100 iterations. The training likelihood and this held-out
+   criterion need not peak together; the test trials are never looked at.
 3. For each holdout seed, hide ``round(fraction · n_r)`` neurons of every region on the test trials, infer the
    latents from the remaining neurons, and predict the hidden ones as ``E[y | observed neurons]``.
 4. Report per region the PSTH RMSE and the trial-by-trial RMSE over the hidden neurons, averaged over the
@@ -59,6 +60,7 @@ def run_cosmoothing(
     fraction: float = 0.2,
     select_on_validation: bool = True,
     validation_every: int = 5,
+    validation_patience: int | None = 20,
     fit_kwargs: dict[str, Any] | None = None,
 ) -> CosmoothingResult:
     """Run the protocol (module docstring) for one split.
@@ -72,6 +74,7 @@ def run_cosmoothing(
     select_on_validation : keep the EM checkpoint that co-smooths the validation trials best (step 2); False
         scores the parameters of the last iteration.
     validation_every : iterations between validation scores.
+    validation_patience : stop after this many validation scores without improvement (None: run ``max_iter``).
     fit_kwargs : passed to ``model.fit`` (a ``callback`` there is called as well).
     """
     t0 = time.perf_counter()
@@ -82,7 +85,8 @@ def run_cosmoothing(
     kwargs = dict(fit_kwargs or {})
     checkpoint = None
     if select_on_validation:
-        checkpoint = BestCheckpoint(model, _validation_score(data[val_idx], fraction, split_seed), validation_every)
+        score = _validation_score(data[val_idx], fraction, split_seed)
+        checkpoint = BestCheckpoint(model, score, validation_every, validation_patience)
         kwargs["callback"] = _chain(checkpoint, kwargs.get("callback"))
     fit = model.fit(train, **kwargs)
     selected = fit.n_iter if checkpoint is None else checkpoint.restore(fit.n_iter)
@@ -126,12 +130,13 @@ def _validation_score(val: MultiRegionData, fraction: float, seed: int) -> Calla
     return score
 
 
-def _chain(first: Callable[[int, float], None], second: Callable[[int, float], None] | None) -> Callable:
+def _chain(first: Callable[[int, float], bool], second: Callable[[int, float], bool | None] | None) -> Callable:
+    """Call both callbacks; stop when either asks to."""
     if second is None:
         return first
 
-    def both(it: int, score: float) -> None:
-        first(it, score)
-        second(it, score)
+    def both(it: int, score: float) -> bool:
+        stop = first(it, score)
+        return bool(second(it, score)) or stop
 
     return both

@@ -2,8 +2,9 @@
 
 The EM objective is the training log-likelihood; a held-out criterion such as validation co-smoothing need not
 peak where it does. :class:`BestCheckpoint` is a ``fit`` callback: every ``every`` iterations it calls
-``score_fn(model)`` (lower is better), copies the parameters when the score improves, and :meth:`restore` puts
-the best copy back after the fit.
+``score_fn(model)`` (lower is better), copies the parameters when the score improves, optionally asks ``fit`` to
+stop once ``patience`` scores in a row have not improved on the best, and :meth:`restore` puts the best copy back
+after the fit.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class BestCheckpoint:
     model : the module being fitted (its ``state_dict`` is what is kept).
     score_fn : ``model → float``, lower is better; called under ``torch.no_grad()``.
     every : score after iterations ``1, every, 2·every, …`` (1-based counts of completed EM iterations).
+    patience : stop the fit after this many scores in a row without a new best (None: run to the end).
 
     Attributes
     ----------
@@ -32,10 +34,15 @@ class BestCheckpoint:
     best_iter, best_score : the selected checkpoint (``best_iter`` counts completed iterations).
     """
 
-    def __init__(self, model: nn.Module, score_fn: Callable[[Any], float], every: int = 5) -> None:
+    def __init__(
+        self, model: nn.Module, score_fn: Callable[[Any], float], every: int = 5, patience: int | None = None
+    ) -> None:
         if every < 1:
             raise ValueError(f"every must be a positive number of iterations; got {every}.")
-        self.model, self.score_fn, self.every = model, score_fn, int(every)
+        if patience is not None and patience < 1:
+            raise ValueError(f"patience must be a positive number of scores or None; got {patience}.")
+        self.model, self.score_fn, self.every, self.patience = model, score_fn, int(every), patience
+        self._stale = 0  # scores since the last new best
         self.trace: list[tuple[int, float]] = []
         self.best_iter, self.best_score = 0, math.inf
         self._best_state: dict[str, torch.Tensor] | None = None
@@ -50,11 +57,16 @@ class BestCheckpoint:
         if self._best_state is None or value < self.best_score:
             self.best_iter, self.best_score = n_done, value
             self._best_state = copy.deepcopy(self.model.state_dict())
+            self._stale = 0
+        else:
+            self._stale += 1
 
-    def __call__(self, it: int, score: float) -> None:
+    def __call__(self, it: int, score: float) -> bool:
+        """Score when due; return True (stop the fit) once ``patience`` scores brought no new best."""
         n_done = it + 1
         if n_done == 1 or n_done % self.every == 0:
             self._score(n_done)
+        return self.patience is not None and self._stale >= self.patience
 
     def restore(self, n_iter: int) -> int:
         """Score the final parameters (after ``n_iter`` iterations) if not yet scored, load the best; return

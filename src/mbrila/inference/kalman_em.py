@@ -71,7 +71,7 @@ class KalmanEMEngine:
         *,
         max_iter: int | None = None,
         tol: float | None = None,
-        callback: Callable[[int, float], None] | None = None,
+        callback: Callable[[int, float], bool | None] | None = None,
         progress: bool = True,
     ) -> FitResult:
         t_start = time.perf_counter()
@@ -125,8 +125,8 @@ class KalmanEMEngine:
                     opt.step()
             timings["grad_steps"] += time.perf_counter() - t0
 
-            if callback is not None:
-                callback(it, score)
+            if callback is not None and callback(it, score):
+                break  # the caller asked to stop (e.g. early stopping on held-out data)
             if progress:
                 bar.set_postfix(ll=f"{score:.4g}")
             if len(trace) > 1:

@@ -165,7 +165,7 @@ class LatentStateSpaceModel(nn.Module):
         data: MultiRegionData,
         max_iter: int | None = None,
         tol: float | None = None,
-        callback: Callable[[int, float], None] | None = None,
+        callback: Callable[[int, float], bool | None] | None = None,
         progress: bool = True,
         init: bool | Callable[[LatentStateSpaceModel, MultiRegionData], None] = True,
     ) -> FitResult:
@@ -175,7 +175,7 @@ class LatentStateSpaceModel(nn.Module):
         ----------
         data : training trials.
         max_iter, tol : EM iterations and relative convergence tolerance (engine defaults when None).
-        callback : called as ``callback(iteration, score)`` after every iteration.
+        callback : called as ``callback(iteration, score)`` after every iteration; returning True stops the fit.
         progress : show a progress bar.
         init : True runs the preset's recommended initialisation (:meth:`initialize`); False keeps the current
             parameters; a callable ``init(model, data)`` runs your own.
