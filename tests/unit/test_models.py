@@ -160,3 +160,13 @@ def test_a_callback_returning_true_stops_the_fit():
     seen: list[int] = []
     fit = model.fit(data, max_iter=50, progress=False, callback=lambda it, s: seen.append(it) or it == 3)
     assert fit.n_iter == 4 and seen == [0, 1, 2, 3] and len(fit.score_trace) == 4 and not fit.converged
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_timescales_follow_the_model_dtype(dtype):
+    model = mbrila.DLAG(LatentSpec(2, 1), (4, 3), 10, dtype=dtype)
+    ts = model.timescales()
+    assert ts["across"].dtype == dtype and ts["across"].shape == (2,)
+    assert all(w.dtype == dtype and w.shape == (1,) for w in ts["within"])
+    ts["across"][0] = -1.0  # a copy: editing it leaves the kernel alone
+    assert float(model.across[0].kernel.timescale.detach()) > 0

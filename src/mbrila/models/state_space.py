@@ -265,18 +265,20 @@ class LatentStateSpaceModel(nn.Module):
     @torch.no_grad()
     def timescales(self) -> dict[str, Any]:
         """Kernel timescales (bins): ``{"across": (n_across,), "within": [(n_within_r,) per region]}``."""
+        ref = self.observation.C  # dtype and device of the model
 
         def ts(blk: nn.Module) -> Tensor:
             kernel = getattr(blk, "kernel", None)
             val = getattr(kernel, "timescale", None)
-            return torch.as_tensor(float("nan") if val is None else float(val))
+            out = torch.as_tensor(float("nan") if val is None else val, dtype=ref.dtype, device=ref.device)
+            return out.reshape(()).clone()
 
         return {
-            "across": torch.stack([ts(b) for b in self.across]) if len(self.across) else torch.zeros(0),
+            "across": torch.stack([ts(b) for b in self.across]) if len(self.across) else ref.new_zeros(0),
             "within": [
                 torch.stack([ts(b) for b in cast(nn.ModuleList, blks)])
                 if len(cast(nn.ModuleList, blks))
-                else torch.zeros(0)
+                else ref.new_zeros(0)
                 for blks in self.within
             ],
         }
