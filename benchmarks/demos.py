@@ -35,12 +35,16 @@ SYNTHETIC = {
     "adm": "examples/synthetic/demo_adm.py",
 }
 # name → (script, extra flags); the "_last_iterate" rows score the final EM iterate instead of the checkpoint
-# selected on the validation trials, to show what the selection changes.
+# selected on the validation trials, to show what the selection changes; the "_train_psth" rows fit residuals
+# from the training PSTH.
 V1V2 = {
     "v1v2_dlag_ssm": ("examples/v1v2/demo_dlag_ssm.py", []),
     "v1v2_adm": ("examples/v1v2/demo_adm.py", []),
     "v1v2_dlag_ssm_last_iterate": ("examples/v1v2/demo_dlag_ssm.py", ["--no-validation-select"]),
     "v1v2_adm_last_iterate": ("examples/v1v2/demo_adm.py", ["--no-validation-select"]),
+    # A different model (time-varying mean = the training PSTH), reported beside the like-for-like rows.
+    "v1v2_dlag_ssm_train_psth": ("examples/v1v2/demo_dlag_ssm.py", ["--subtract-train-psth"]),
+    "v1v2_adm_train_psth": ("examples/v1v2/demo_adm.py", ["--subtract-train-psth"]),
 }
 KEEP = (
     "method",
@@ -58,6 +62,7 @@ KEEP = (
     "wall_time_per_split_s",
     "selected_iter",
     "validation_select",
+    "subtract_train_psth",
     "device",
 )
 

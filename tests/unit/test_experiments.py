@@ -140,3 +140,24 @@ def test_validation_selection_keeps_the_best_checkpoint_and_never_reads_test_tri
     assert again.metrics != res.metrics
     plain = run_cosmoothing(make, data, **kw, select_on_validation=False)
     assert plain.selected_iter == plain.fit.n_iter == 7 and plain.validation_trace == []
+
+
+def test_train_psth_residual_option_is_blind_to_a_stimulus_locked_mean(rng):
+    rec = _fake_recordings(rng, n_trials=24)
+    T = rec["A"].shape[1]
+    bump = {
+        k: (3.0 * np.sin(np.arange(T) / 2.0)[:, None] * rng.standard_normal(v.shape[-1])).astype(np.float32)
+        for k, v in rec.items()
+    }
+    plain = MultiRegionData.from_regions(rec)
+    locked = MultiRegionData.from_regions({k: v + bump[k] for k, v in rec.items()})
+    make = lambda d: mbrila.build_model("dlag", latent_spec=LatentSpec(1, 1), y_dims=d.y_dims, T=d.T)  # noqa: E731
+    kw = {"n_holdout_seeds": 2, "fit_kwargs": {"max_iter": 4, "progress": False}}
+    a = run_cosmoothing(make, plain, subtract_train_psth=True, **kw)
+    b = run_cosmoothing(make, locked, subtract_train_psth=True, **kw)
+    # Residuals from the training PSTH are the same for both data sets, so fits and scores are too ...
+    assert a.metrics == pytest.approx(b.metrics, rel=1e-6)
+    offset = torch.cat([torch.as_tensor(bump["A"]), torch.as_tensor(bump["B"])], -1).to(b.prediction)
+    torch.testing.assert_close(b.prediction, a.prediction + offset, rtol=1e-5, atol=1e-5)
+    # ... whereas the constant-offset model sees the mean as latent signal and scores differently.
+    assert run_cosmoothing(make, locked, **kw).metrics != pytest.approx(a.metrics, rel=1e-3)

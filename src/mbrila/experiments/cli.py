@@ -241,6 +241,11 @@ def v1v2_demo(
         action="store_true",
         help="score the last EM iterate instead of the checkpoint that co-smooths the validation trials best",
     )
+    ap.add_argument(
+        "--subtract-train-psth",
+        action="store_true",
+        help="fit residuals from the training PSTH (a time-varying mean; a different model, labelled in the summary)",
+    )
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     device, dtype = resolve_device(args.device), DTYPES[args.dtype]
@@ -266,6 +271,7 @@ def v1v2_demo(
                 holdout_seed=args.holdout_seed,
                 n_holdout_seeds=args.n_holdout_seeds,
                 select_on_validation=not args.no_validation_select,
+                subtract_train_psth=args.subtract_train_psth,
                 fit_kwargs={"max_iter": args.max_iter, "progress": not args.no_progress},
             )
         entry = {
@@ -288,7 +294,8 @@ def v1v2_demo(
         print(f"split {split}: {scores} (EM iterate {res.selected_iter} of {res.fit.n_iter})")
     metric_keys = [k for k in per_split[0] if k.startswith("holdout_")]
     summary: dict[str, Any] = {
-        "method": label,
+        "method": f"{label}+train_psth" if args.subtract_train_psth else label,
+        "subtract_train_psth": args.subtract_train_psth,
         "model": model_name,
         "data_path": str(path),
         "region_names": list(data.region_names),
@@ -309,7 +316,7 @@ def v1v2_demo(
         "argv": vars(args),
     }
     out = write_summary(summary, args.out_dir)
-    print(f"{label} co-smoothing on {path.name} ({device}, split seeds {seeds}):")
+    print(f"{summary['method']} co-smoothing on {path.name} ({device}, split seeds {seeds}):")
     _print(summary, [k for k in summary if k.startswith("holdout_psth")] + ["wall_time_s", "peak_memory_mb"])
     print(f"  wrote {out} and {len(figures)} figures")
     return summary
