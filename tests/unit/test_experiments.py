@@ -159,5 +159,7 @@ def test_train_psth_residual_option_is_blind_to_a_stimulus_locked_mean(rng):
     assert a.metrics == pytest.approx(b.metrics, rel=1e-6)
     offset = torch.cat([torch.as_tensor(bump["A"]), torch.as_tensor(bump["B"])], -1).to(b.prediction)
     torch.testing.assert_close(b.prediction, a.prediction + offset, rtol=1e-5, atol=1e-5)
+    test_b = locked[b.test_idx]
+    torch.testing.assert_close(b.model_data(test_b).y, test_b.y - b.offset.to(test_b.y))
     # ... whereas the constant-offset model sees the mean as latent signal and scores differently.
     assert run_cosmoothing(make, locked, **kw).metrics != pytest.approx(a.metrics, rel=1e-3)

@@ -209,7 +209,7 @@ def cosmoothing_figures(res: CosmoothingResult, test: MultiRegionData, out_dir: 
     if model.latent_spec.n_across and model.delay.learns_delays:
         plotting.plot_delays(model.delays().cpu(), None, test.region_names, out_dir / "delays.png")
         names.append("delays.png")
-    post = model.infer(test)
+    post = model.infer(res.model_data(test))
     plotting.plot_latents(post.region(0).cpu(), path=out_dir / "latents.png", title=f"{test.region_names[0]} latents")
     names.append("latents.png")
     return names

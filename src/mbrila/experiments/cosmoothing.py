@@ -47,6 +47,13 @@ class CosmoothingResult:
     wall_time_s: float
     selected_iter: int  # EM iterations behind the parameters scored (``fit.n_iter`` without selection)
     validation_trace: list[tuple[int, float]]  # (iterations, validation score); empty without selection
+    offset: torch.Tensor | None = None  # (T, N) training PSTH the model's data were shifted by, if any
+
+    def model_data(self, data: MultiRegionData) -> MultiRegionData:
+        """``data`` as the model sees it (residuals from :attr:`offset` when the option was used)."""
+        if self.offset is None:
+            return data
+        return data._replace(_shifted(data, -self.offset.to(data.y)), data.mask, data.lengths)
 
 
 def split_sizes(n_trials: int) -> tuple[int, int, int]:
@@ -91,7 +98,7 @@ def run_cosmoothing(
     observed_test = data[test_idx]
     offset = _psth(data[train_idx]) if subtract_train_psth else None
     if offset is not None:
-        data = data._replace(_shifted(data, -offset), data.mask, data.lengths)
+        data = data._replace(_shifted(data, -offset), data.mask, data.lengths)  # what the model is fitted to
     train, test = data[train_idx], data[test_idx]
     model = make_model(train)
     kwargs = dict(fit_kwargs or {})
@@ -126,6 +133,7 @@ def run_cosmoothing(
         wall_time_s=time.perf_counter() - t0,
         selected_iter=selected,
         validation_trace=[] if checkpoint is None else checkpoint.trace,
+        offset=offset,
     )
 
 
