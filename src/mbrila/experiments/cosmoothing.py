@@ -51,9 +51,7 @@ class CosmoothingResult:
 
     def model_data(self, data: MultiRegionData) -> MultiRegionData:
         """``data`` as the model sees it (residuals from :attr:`offset` when the option was used)."""
-        if self.offset is None:
-            return data
-        return data._replace(_shifted(data, -self.offset.to(data.y)), data.mask, data.lengths)
+        return data if self.offset is None else _residual(data, self.offset)
 
 
 def split_sizes(n_trials: int) -> tuple[int, int, int]:
@@ -98,7 +96,7 @@ def run_cosmoothing(
     observed_test = data[test_idx]
     offset = _psth(data[train_idx]) if subtract_train_psth else None
     if offset is not None:
-        data = data._replace(_shifted(data, -offset), data.mask, data.lengths)  # what the model is fitted to
+        data = _residual(data, offset)  # what the model is fitted to
     train, test = data[train_idx], data[test_idx]
     model = make_model(train)
     kwargs = dict(fit_kwargs or {})
@@ -145,16 +143,18 @@ def _psth(data: MultiRegionData) -> torch.Tensor:
     return (data.y * w).sum(0) / w.sum(0).clamp_min(1)
 
 
-def _shifted(data: MultiRegionData, shift: torch.Tensor) -> torch.Tensor:
-    """``y + shift`` on observed entries; missing entries keep holding 0."""
-    y = data.y + shift
-    return y if data.mask is None else torch.where(data.mask, y, torch.zeros_like(y))
+def _residual(data: MultiRegionData, offset: torch.Tensor) -> MultiRegionData:
+    """``data`` with ``y − offset`` on observed entries; missing entries keep holding 0."""
+    y = data.y - offset.to(data.y)
+    y = y if data.mask is None else torch.where(data.mask, y, torch.zeros_like(y))
+    return data._replace(y, data.mask, data.lengths)
 
 
 def _validation_score(val: MultiRegionData, fraction: float, seed: int) -> Callable[[Any], float]:
     """``model → mean over regions of the validation PSTH RMSE``, each neuron predicted while hidden."""
-    folds = [torch.as_tensor(keep) for keep in holdout_neuron_folds(val.y_dims, fraction, seed)]
-    held = ~np.logical_and.reduce([k.numpy() for k in folds])  # hidden in some fold (a lone neuron never is)
+    keeps = holdout_neuron_folds(val.y_dims, fraction, seed)
+    held = ~np.logical_and.reduce(keeps)  # hidden in some fold (a lone neuron never is)
+    folds = [torch.as_tensor(keep) for keep in keeps]
 
     def score(model: Any) -> float:
         pred: torch.Tensor | None = None

@@ -46,13 +46,11 @@ class BestCheckpoint:
         self.trace: list[tuple[int, float]] = []
         self.best_iter, self.best_score = 0, math.inf
         self._best_state: dict[str, torch.Tensor] | None = None
-        self._last = 0
 
     def _score(self, n_done: int) -> None:
         with torch.no_grad():
             value = float(self.score_fn(self.model))
         self.trace.append((n_done, value))
-        self._last = n_done
         value = math.inf if math.isnan(value) else value  # a diverged checkpoint is never preferred
         if self._best_state is None or value < self.best_score:
             self.best_iter, self.best_score = n_done, value
@@ -71,7 +69,7 @@ class BestCheckpoint:
     def restore(self, n_iter: int) -> int:
         """Score the final parameters (after ``n_iter`` iterations) if not yet scored, load the best; return
         the number of completed iterations of the checkpoint loaded."""
-        if n_iter != self._last or self._best_state is None:
+        if not self.trace or self.trace[-1][0] != n_iter:
             self._score(n_iter)
         assert self._best_state is not None  # the first scored state is always kept
         self.model.load_state_dict(self._best_state)
