@@ -15,8 +15,9 @@ import torch
 import mbrila
 from mbrila.core import LatentSpec, MultiRegionData, split_trials
 from mbrila.experiments.cli import synthetic_demo, v1v2_demo
-from mbrila.experiments.cosmoothing import run_cosmoothing, split_sizes
+from mbrila.experiments.cosmoothing import VALIDATED_MAX_ITER, run_cosmoothing, split_sizes
 from mbrila.experiments.synthetic import run_synthetic
+from mbrila.inference.kalman_em import KalmanEMEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,6 +141,30 @@ def test_validation_selection_keeps_the_best_checkpoint_and_never_reads_test_tri
     assert again.metrics != res.metrics
     plain = run_cosmoothing(make, data, **kw, select_on_validation=False)
     assert plain.selected_iter == plain.fit.n_iter == 7 and plain.validation_trace == []
+
+
+def test_validation_selected_fits_stop_on_validation_with_a_generous_cap(rng, monkeypatch):
+    data = MultiRegionData.from_regions(_fake_recordings(rng, n_trials=24))
+    caps: list[int | None] = []
+
+    def make(d: MultiRegionData):
+        model = mbrila.build_model("dlag", latent_spec=LatentSpec(1, 0), y_dims=d.y_dims, T=d.T)
+        fit = model.fit
+
+        def spy(*args, **kwargs):
+            caps.append(kwargs.get("max_iter"))
+            return fit(*args, **{**kwargs, "max_iter": 2})  # the cap is what is checked; keep the fit tiny
+
+        model.fit = spy
+        return model
+
+    quiet = {"progress": False}
+    run_cosmoothing(make, data, n_holdout_seeds=1, fit_kwargs=quiet)
+    run_cosmoothing(make, data, n_holdout_seeds=1, fit_kwargs={**quiet, "max_iter": None})
+    run_cosmoothing(make, data, n_holdout_seeds=1, fit_kwargs={**quiet, "max_iter": 40})
+    run_cosmoothing(make, data, n_holdout_seeds=1, fit_kwargs=quiet, select_on_validation=False)
+    assert caps == [VALIDATED_MAX_ITER, VALIDATED_MAX_ITER, 40, None]
+    assert VALIDATED_MAX_ITER > KalmanEMEngine.max_iter
 
 
 def test_train_psth_residual_option_is_blind_to_a_stimulus_locked_mean(rng):

@@ -20,7 +20,7 @@ import torch
 from mbrila import plotting
 from mbrila.core import LatentSpec, MultiRegionData
 from mbrila.data.io import demo_data_path, load_data
-from mbrila.experiments.cosmoothing import CosmoothingResult, run_cosmoothing
+from mbrila.experiments.cosmoothing import VALIDATED_MAX_ITER, CosmoothingResult, run_cosmoothing
 from mbrila.experiments.resources import PeakMemory
 from mbrila.experiments.synthetic import SyntheticRun, matched_across_latents, matched_delays, run_synthetic
 from mbrila.models.registry import build_model
@@ -38,11 +38,13 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def base_parser(description: str, default_out: str) -> argparse.ArgumentParser:
+def base_parser(
+    description: str, default_out: str, max_iter_help: str = "EM iterations (the engine's default when omitted)"
+) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, …")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="float64")
-    ap.add_argument("--max-iter", type=int, default=None, help="EM iterations (the engine's default when omitted)")
+    ap.add_argument("--max-iter", type=int, default=None, help=max_iter_help)
     ap.add_argument("--out-dir", type=Path, default=Path(default_out))
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return ap
@@ -228,7 +230,12 @@ def v1v2_demo(
     With several ``--split-seeds`` each split is fitted in turn and the summary adds the mean and std over splits.
     """
     label = label or model_name
-    ap = base_parser(description, f"outputs/v1v2/{label}")
+    ap = base_parser(
+        description,
+        f"outputs/v1v2/{label}",
+        max_iter_help=f"cap on EM iterations (default {VALIDATED_MAX_ITER} when the validation trials pick the "
+        "checkpoint and stop the fit, the engine's default with --no-validation-select)",
+    )
     ap.add_argument("--data-path", type=Path, default=None, help="pickle or .npz: region name → (trials, T, n)")
     ap.add_argument("--split-seeds", default="0", help="comma-separated split seeds (e.g. 0,1,2)")
     ap.add_argument("--holdout-seed", type=int, default=0, help="first held-out-neuron seed")
