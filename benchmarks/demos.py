@@ -26,13 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
+# name → (script, extra flags)
 SYNTHETIC = {
-    "dlag_ssm": "examples/synthetic/demo_dlag_ssm.py",
-    "matern": "examples/synthetic/demo_matern.py",
-    "custom_kernel": "examples/synthetic/demo_custom_kernel.py",
-    "gpfa_ssm": "examples/synthetic/demo_gpfa_ssm.py",
-    "lds": "examples/synthetic/demo_lds.py",
-    "adm": "examples/synthetic/demo_adm.py",
+    "dlag_ssm": ("examples/synthetic/demo_dlag_ssm.py", []),
+    "matern": ("examples/synthetic/demo_matern.py", []),
+    "custom_kernel": ("examples/synthetic/demo_custom_kernel.py", []),
+    "gpfa_ssm": ("examples/synthetic/demo_gpfa_ssm.py", []),
+    "lds": ("examples/synthetic/demo_lds.py", []),
+    "adm": ("examples/synthetic/demo_adm.py", []),
+    "adm_sine": ("examples/synthetic/demo_adm.py", ["--delay-shape", "sine"]),
+    "adm_ramp": ("examples/synthetic/demo_adm.py", ["--delay-shape", "ramp"]),
 }
 # name → (script, extra flags); the "_last_iterate" rows score the final EM iterate instead of the checkpoint
 # selected on the validation trials, to show what the selection changes; the "_train_psth" rows fit residuals
@@ -92,11 +95,15 @@ def main() -> None:
     args = ap.parse_args()
     wanted = set(args.only.split(",")) if args.only else set(SYNTHETIC) | set(V1V2)
     records: list[dict[str, Any]] = []
-    for name, script in SYNTHETIC.items():
+    for name, (script, flags) in SYNTHETIC.items():
         if name not in wanted:
             continue
         for seed in args.seeds.split(","):
-            rec = {"demo": name, "seed": int(seed), **run_demo(script, ["--seed", seed, "--device", args.device])}
+            rec = {
+                "demo": name,
+                "seed": int(seed),
+                **run_demo(script, ["--seed", seed, "--device", args.device, *flags]),
+            }
             records.append(rec)
             print(json.dumps({k: rec.get(k) for k in ("demo", "seed", "delay_rmse", "y_rmse", "wall_time_s")}))
     for name, (script, flags) in V1V2.items():
