@@ -80,6 +80,33 @@ def test_overrelaxation_restores_the_plain_update_when_the_likelihood_falls():
         OverRelaxation(growth=1.0)
 
 
+@pytest.mark.parametrize("lr", [0.05, 5.0], ids=["default-lr", "reckless-lr"])
+def test_em_with_gradient_steps_never_lowers_the_likelihood(lr):
+    # Generalised EM: the closed-form step and the guarded optimiser steps each keep the expected complete-data
+    # objective from falling, so the marginal likelihood cannot fall either, whatever the learning rate.
+    data, _ = small_data(seed=1)
+    model = mbrila.DLAG(LatentSpec(2, 1), data.y_dims, data.T, engine=KalmanEMEngine(lr=lr))
+    trace = np.array(model.fit(data, max_iter=40, tol=0.0, progress=False).score_trace)
+    assert np.all(np.diff(trace) >= -1e-8 * np.abs(trace[:-1])), np.diff(trace).min()
+    assert trace[-1] > trace[0]
+
+
+def test_adm_map_objective_never_decreases():
+    # ADM's optimiser steps are MAP steps (delay smoothness prior), so the objective is log p(y) + log p(δ).
+    data, _ = small_data(seed=1)
+    model = mbrila.build_model("adm", latent_spec=LatentSpec(2, 1), y_dims=data.y_dims, T=data.T)
+    log_prior: list[float] = []  # after each iteration's optimiser steps, i.e. at the next E-step
+
+    def record(it, score):
+        with torch.no_grad():
+            log_prior.append(float(model.delay.log_prior()))
+
+    res = model.fit(data, max_iter=40, tol=0.0, progress=False, callback=record)
+    objective = np.array(res.score_trace[1:]) + np.array(log_prior[:-1])
+    assert np.all(np.diff(objective) >= -1e-8 * np.abs(objective[:-1])), np.diff(objective).min()
+    assert np.ptp(log_prior) > 0  # the delays did move
+
+
 def test_em_with_gradient_steps_converges_and_recovers_delays():
     data, truth = small_data(seed=1, n_trials=30, T=60)
     model = mbrila.build_model("dlag", latent_spec=LatentSpec(2, 1), y_dims=data.y_dims, T=data.T)
