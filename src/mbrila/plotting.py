@@ -31,15 +31,16 @@ def plot_convergence(
     validation: Sequence[tuple[int, float]] | None = None,
     selected: int | None = None,
 ) -> Figure:
-    """The fit's score per iteration (a convergence diagnostic).
+    """The fit's score against the number of EM updates behind it (0: the initial parameters); a convergence
+    diagnostic.
 
-    ``validation`` — ``[(iteration, score), …]`` of a held-out criterion (lower is better) — is drawn on a
-    second axis, and ``selected`` (the iteration whose parameters were kept) as a vertical line.
+    ``validation`` — ``[(updates, score), …]`` of a held-out criterion (lower is better) — is drawn on a
+    second axis, and ``selected`` (the updates behind the parameters kept) as a vertical line.
     """
     fig = Figure(figsize=(5, 3.2), layout="constrained")
     ax = fig.add_subplot()
-    ax.plot(np.arange(1, len(score_trace) + 1), np.asarray(score_trace, dtype=float), lw=1.5)
-    ax.set_xlabel("iteration")
+    ax.plot(np.arange(len(score_trace)), np.asarray(score_trace, dtype=float), lw=1.5)
+    ax.set_xlabel("EM iteration")
     ax.set_ylabel(label)
     ax.set_title("convergence")
     ax.grid(alpha=0.3)

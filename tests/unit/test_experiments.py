@@ -83,7 +83,7 @@ def test_v1v2_demo_on_a_small_file(tmp_path, rng):
             vals = [s[key] for s in saved["per_split"]]
             assert saved[key] == pytest.approx(np.mean(vals)) and saved[f"{key}_std"] == pytest.approx(np.std(vals))
     assert saved["split_seeds"] == [0, 1] and len(saved["wall_time_per_split_s"]) == 2
-    assert saved["validation_select"] and all(it in (1, 2) for it in saved["selected_iter"])
+    assert saved["validation_select"] and all(it in (0, 2) for it in saved["selected_iter"])
     assert all(s["validation_trace"] for s in saved["per_split"])
     assert summary["method"] == "dlag"
     for fig in ("psth_heatmap.png", "delays.png", "latents.png", "convergence.png"):
@@ -130,7 +130,7 @@ def test_validation_selection_keeps_the_best_checkpoint_and_never_reads_test_tri
     }
     res = run_cosmoothing(make, data, **kw)
     iters, scores = zip(*res.validation_trace, strict=True)
-    assert iters == (1, 2, 4, 6, 7)  # every 2 iterations, plus the last one
+    assert iters == (0, 2, 4, 6, 7)  # the start, every 2 updates, and the last one
     assert res.selected_iter == iters[int(np.argmin(scores))]
     # The test trials only enter the scores: scrambling them changes no validation score and no selection.
     _, _, test_idx = split_trials(data.n_trials, *split_sizes(data.n_trials), 0)

@@ -13,10 +13,10 @@ class FitResult:
 
     Attributes
     ----------
-    n_iter : EM iterations run.
+    n_iter : parameter updates made (EM iterations); the model is left at ``θ_{n_iter}``.
     converged : whether the relative change of the score fell below ``tol``.
-    score_trace : the EM score per iteration (the marginal log-likelihood of the training data under the
-        parameters at the start of that iteration; a convergence diagnostic, not a cross-model score).
+    score_trace : ``n_iter + 1`` scores, ``log p(y_train | θ_k)`` for ``k = 0 … n_iter`` (``θ_0``: the
+        parameters the EM loop started from); a convergence diagnostic, not a cross-model score.
     wall_time_s : total wall time, initialisation included.
     init_time_s : wall time of the initialisation stage.
     timings : wall time per stage summed over iterations (``e_step``, ``m_step``, ``grad_steps``).

@@ -2,9 +2,9 @@
 
 The EM objective is the training log-likelihood; a held-out criterion such as validation co-smoothing need not
 peak where it does. :class:`BestCheckpoint` is a ``fit`` callback: every ``every`` iterations it calls
-``score_fn(model)`` (lower is better), copies the parameters when the score improves, optionally asks ``fit`` to
-stop once ``patience`` scores in a row have not improved on the best, and :meth:`restore` puts the best copy back
-after the fit.
+``score_fn(model)`` (lower is better) on the parameters EM has just scored (so never on an over-relaxed step that
+EM goes on to reject), copies them when the score improves, optionally asks ``fit`` to stop once ``patience``
+scores in a row have not improved on the best, and :meth:`restore` puts the best copy back after the fit.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ class BestCheckpoint:
     ----------
     model : the module being fitted (its ``state_dict`` is what is kept).
     score_fn : ``model → float``, lower is better; called under ``torch.no_grad()``.
-    every : score after iterations ``1, every, 2·every, …`` (1-based counts of completed EM iterations).
+    every : score the parameters after ``0, every, 2·every, …`` EM updates (0: the initialised parameters).
     patience : stop the fit after this many scores in a row without a new best (None: run to the end).
 
     Attributes
     ----------
-    trace : ``[(completed iterations, score), …]`` in the order scored.
-    best_iter, best_score : the selected checkpoint (``best_iter`` counts completed iterations).
+    trace : ``[(EM updates, score), …]`` in the order scored.
+    best_iter, best_score : the selected checkpoint (``best_iter`` counts the EM updates behind it).
     """
 
     def __init__(
@@ -60,15 +60,14 @@ class BestCheckpoint:
             self._stale += 1
 
     def __call__(self, it: int, score: float) -> bool:
-        """Score when due; return True (stop the fit) once ``patience`` scores brought no new best."""
-        n_done = it + 1
-        if n_done == 1 or n_done % self.every == 0:
-            self._score(n_done)
+        """Score ``θ_it`` when due; return True (stop the fit) once ``patience`` scores brought no new best."""
+        if it % self.every == 0:
+            self._score(it)
         return self.patience is not None and self._stale >= self.patience
 
     def restore(self, n_iter: int) -> int:
-        """Score the final parameters (after ``n_iter`` iterations) if not yet scored, load the best; return
-        the number of completed iterations of the checkpoint loaded."""
+        """Score the final parameters (``θ_{n_iter}``) if not yet scored, load the best; return the number of EM
+        updates behind the checkpoint loaded."""
         if not self.trace or self.trace[-1][0] != n_iter:
             self._score(n_iter)
         assert self._best_state is not None  # the first scored state is always kept

@@ -12,8 +12,10 @@ Each iteration:
    prior through the AR(P) lift (cost independent of the number of trials). A block of steps that lowers that
    objective is undone and the learning rate halved (:func:`_gradient_m_step`).
 
-The score is the exact marginal log-likelihood of the training data under the lifted model, evaluated by the
-E-step. It never decreases (for MAP fits such as ADM: the score plus the delay log prior), because this is
+Iteration ``k`` scores the parameters ``θ_k`` (``θ_0``: those the fit starts from) by the E-step, calls the
+callback while the model holds ``θ_k``, and updates them to ``θ_{k+1}``; the fit ends after scoring, so
+``score_trace[-1]`` is the likelihood of the parameters the model is left with. The score is the exact marginal
+log-likelihood of the training data under the lifted model. It never decreases (for MAP fits such as ADM: the score plus the delay log prior), because this is
 generalised EM: the closed-form step maximises its part of the expected complete-data objective, the optimiser
 steps are kept only when they raise theirs, and an over-relaxed step that lowers the likelihood is replaced by the
 plain closed-form step.
@@ -123,7 +125,8 @@ class KalmanEMEngine:
 
     Parameters
     ----------
-    max_iter : default number of EM iterations.
+    max_iter : default number of parameter updates (EM iterations); the fit runs one E-step more to score the
+        last update.
     tol : stop when the relative change of the score is below ``tol`` for ``patience`` iterations in a row.
     method : Kalman method: ``"auto"`` (sequential on CPU, parallel scan on GPU), ``"parallel"``, ``"sequential"``.
     grad_steps : optimiser steps on kernel and delay parameters per EM iteration (0 disables them).
@@ -175,10 +178,13 @@ class KalmanEMEngine:
         timings = {"e_step": 0.0, "m_step": 0.0, "grad_steps": 0.0}
         converged, calm = False, 0
         relax = OverRelaxation(self.overrelax) if self.overrelax is not None else None
-        bar = tqdm(range(max_iter), disable=not progress, desc="EM", leave=False)
+        # Iteration ``it`` scores θ_it (θ_0: the parameters fit starts from) and then updates it; the last
+        # iteration only scores, so the model is left at parameters whose likelihood ends the trace and never at
+        # an over-relaxed step that no E-step has checked.
+        bar = tqdm(range(max_iter + 1), disable=not progress, desc="EM", leave=False)
         n_iter = 0
         for it in bar:
-            n_iter = it + 1
+            n_iter = it
             t0 = time.perf_counter()
             with torch.no_grad():
                 prior = model.prior(T)
@@ -190,6 +196,18 @@ class KalmanEMEngine:
                 moments = StateMoments.from_posterior(post)
             trace.append(score)
             timings["e_step"] += time.perf_counter() - t0
+            if progress:
+                bar.set_postfix(ll=f"{score:.4g}")
+            if callback is not None and callback(it, score):
+                break  # the caller asked to stop (e.g. early stopping on held-out data)
+            if len(trace) > 1:
+                rel = abs(trace[-1] - trace[-2]) / max(abs(trace[-2]), 1.0)
+                calm = calm + 1 if rel < tol else 0
+                if calm >= self.patience:
+                    converged = True
+                    break
+            if it == max_iter:
+                break
 
             t0 = time.perf_counter()
             with torch.no_grad():
@@ -211,17 +229,6 @@ class KalmanEMEngine:
             if opt is not None:
                 _gradient_m_step(model, opt, params, moments, prior.slices, T, self.grad_steps)
             timings["grad_steps"] += time.perf_counter() - t0
-
-            if callback is not None and callback(it, score):
-                break  # the caller asked to stop (e.g. early stopping on held-out data)
-            if progress:
-                bar.set_postfix(ll=f"{score:.4g}")
-            if len(trace) > 1:
-                rel = abs(trace[-1] - trace[-2]) / max(abs(trace[-2]), 1.0)
-                calm = calm + 1 if rel < tol else 0
-                if calm >= self.patience:
-                    converged = True
-                    break
         bar.close()
         return FitResult(
             n_iter=n_iter,

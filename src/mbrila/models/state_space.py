@@ -175,7 +175,9 @@ class LatentStateSpaceModel(nn.Module):
         ----------
         data : training trials.
         max_iter, tol : EM iterations and relative convergence tolerance (engine defaults when None).
-        callback : called as ``callback(iteration, score)`` after every iteration; returning True stops the fit.
+        callback : called as ``callback(k, score)`` after each E-step, while the model holds the parameters
+            ``θ_k`` that ``score`` is the log-likelihood of (``k = 0``: the initialised parameters); returning
+            True ends the fit there, leaving the model at ``θ_k``.
         progress : show a progress bar.
         init : True runs the preset's recommended initialisation (:meth:`initialize`); False keeps the current
             parameters; a callable ``init(model, data)`` runs your own.
