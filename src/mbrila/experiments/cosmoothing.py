@@ -35,8 +35,8 @@ from mbrila.metrics import cosmoothing
 #: EM cap when the validation trials decide when to stop. Plain EM on the V1/V2 data creeps: on split seed 1 the
 #: validation score still improved at the engine's generic cap of 300 iterations (DLAG-SSM 0.05345 → 0.05321 by
 #: iteration 1000, ADM 0.05418 → 0.05388), and changes little beyond 1000 (ADM 0.05375 at 2000). With the
-#: engine's default over-relaxed M-step the validation patience ends that split near iteration 260 (DLAG-SSM) and
-#: 175 (ADM), so the cap is a backstop for fits run with ``overrelax=None``.
+#: engine's default over-relaxed M-step the validation patience ends that split at iteration 480 (DLAG-SSM) and
+#: 635 (ADM), so the cap is a backstop, mostly for fits run with ``overrelax=None``.
 VALIDATED_MAX_ITER = 1000
 
 

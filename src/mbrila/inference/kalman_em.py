@@ -15,10 +15,10 @@ Each iteration:
 Iteration ``k`` scores the parameters ``θ_k`` (``θ_0``: those the fit starts from) by the E-step, calls the
 callback while the model holds ``θ_k``, and updates them to ``θ_{k+1}``; the fit ends after scoring, so
 ``score_trace[-1]`` is the likelihood of the parameters the model is left with. The score is the exact marginal
-log-likelihood of the training data under the lifted model. It never decreases (for MAP fits such as ADM: the score plus the delay log prior), because this is
-generalised EM: the closed-form step maximises its part of the expected complete-data objective, the optimiser
-steps are kept only when they raise theirs, and an over-relaxed step that lowers the likelihood is replaced by the
-plain closed-form step.
+log-likelihood of the training data under the lifted model. It never decreases (for MAP fits such as ADM: the
+score plus the delay log prior), because this is generalised EM: the closed-form step maximises its part of the
+expected complete-data objective, the optimiser steps are kept only when they raise theirs, and an over-relaxed
+step that lowers the likelihood is replaced by the plain closed-form step.
 """
 
 from __future__ import annotations
