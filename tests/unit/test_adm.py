@@ -104,3 +104,14 @@ def test_deflation_can_be_turned_off():
     adm = mbrila.ADM(SPEC, data.y_dims, data.T, deflation=None)
     res = adm.fit(data, max_iter=1, progress=False)
     assert "init_deflation" not in res.timings
+
+
+def test_adm_default_engine_uses_its_own_tolerance_and_keeps_a_given_engine():
+    from mbrila.inference.kalman_em import KalmanEMEngine
+    from mbrila.models.presets import ADM_TOL
+
+    adm = mbrila.build_model("adm", latent_spec=SPEC, y_dims=(4, 4), T=20)
+    assert adm.engine.tol == ADM_TOL != KalmanEMEngine().tol
+    mine = KalmanEMEngine(tol=1e-9, max_iter=7)
+    assert mbrila.build_model("adm", latent_spec=SPEC, y_dims=(4, 4), T=20, engine=mine).engine is mine
+    assert mbrila.build_model("dlag", latent_spec=SPEC, y_dims=(4, 4), T=20).engine.tol == KalmanEMEngine().tol

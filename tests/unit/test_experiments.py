@@ -62,6 +62,13 @@ def test_synthetic_demo_writes_summary_and_figures(tmp_path):
         assert (out / fig).stat().st_size > 1000
 
 
+def test_demo_tolerance_flag_reaches_the_fit(tmp_path):
+    # Any relative change is below a huge tolerance, so the fit stops after the engine's patience (3 iterations).
+    argv = ["--device", "cpu", "--n-trials", "3", "--max-iter", "50", "--tol", "1e300", "--no-progress"]
+    summary = synthetic_demo("gpfa", "test", argv=[*argv, "--out-dir", str(tmp_path)])
+    assert summary["converged"] and summary["n_iter"] == 3
+
+
 def _fake_recordings(rng: np.random.Generator, n_trials: int = 16, T: int = 12) -> dict[str, np.ndarray]:
     z = rng.standard_normal((n_trials, T, 2)).cumsum(1) * 0.3
     return {

@@ -2,7 +2,7 @@
 
 Each script in ``examples/`` is a few lines: it names a preset (and, for the kernel demos, a kernel factory) and
 calls :func:`synthetic_demo` or :func:`v1v2_demo`. Both accept ``--help``, ``--device``, ``--dtype``, ``--seed``,
-``--out-dir`` and ``--max-iter``, print a short summary and write ``summary.json`` and PNG figures.
+``--out-dir``, ``--max-iter`` and ``--tol``, print a short summary and write ``summary.json`` and PNG figures.
 """
 
 from __future__ import annotations
@@ -45,6 +45,12 @@ def base_parser(
     ap.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, …")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="float64")
     ap.add_argument("--max-iter", type=int, default=None, help=max_iter_help)
+    ap.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="EM tolerance on the relative score change (the preset's default when omitted)",
+    )
     ap.add_argument("--out-dir", type=Path, default=Path(default_out))
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return ap
@@ -149,6 +155,7 @@ def synthetic_demo(
         scenario_overrides=overrides,
         model_kwargs=model_kwargs() if model_kwargs else None,
         max_iter=args.max_iter,
+        tol=args.tol,
         device=device,
         dtype=dtype,
         progress=not args.no_progress,
@@ -166,6 +173,7 @@ def synthetic_demo(
             scenario=run.scenario,
             seed=args.seed,
             max_iter=args.max_iter,
+            tol=args.tol,
             device=device,
             dtype=dtype,
             progress=not args.no_progress,
@@ -279,7 +287,7 @@ def v1v2_demo(
                 n_holdout_seeds=args.n_holdout_seeds,
                 select_on_validation=not args.no_validation_select,
                 subtract_train_psth=args.subtract_train_psth,
-                fit_kwargs={"max_iter": args.max_iter, "progress": not args.no_progress},
+                fit_kwargs={"max_iter": args.max_iter, "tol": args.tol, "progress": not args.no_progress},
             )
         entry = {
             "split_seed": split,

@@ -56,6 +56,7 @@ def run_synthetic(
     scenario_overrides: dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
     max_iter: int | None = None,
+    tol: float | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float64,
     progress: bool = True,
@@ -69,7 +70,7 @@ def run_synthetic(
     seed : the data seed of a headline scenario.
     scenario_overrides : fields of the headline scenario to change (e.g. ``{"delay_shape": "sine"}``).
     model_kwargs : extra preset arguments (kernel factories, …); the demos pass none that tune the fit.
-    max_iter : EM iterations (the engine's default when None).
+    max_iter, tol : EM iterations and tolerance (the engine's defaults when None).
     device, dtype : where and in which precision the model is fitted.
     """
     scen = (
@@ -88,7 +89,7 @@ def run_synthetic(
         **(model_kwargs or {}),
     )
     with PeakMemory(torch.device(device)) as mem:
-        fit = model.fit(data, max_iter=max_iter, progress=progress)
+        fit = model.fit(data, max_iter=max_iter, tol=tol, progress=progress)
         post = model.infer(data)
         pred = model.predict(data)
     n_a = scen.latent_spec.n_across
