@@ -55,7 +55,16 @@ def test_synthetic_demo_writes_summary_and_figures(tmp_path):
         argv=["--device", "cpu", "--n-trials", "3", "--max-iter", "2", "--out-dir", str(out), "--no-progress"],
     )
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("method", "delay_rmse", "y_rmse", "n_iter", "wall_time_s", "device", "peak_memory_mb"):
+    for key in (
+        "method",
+        "delay_rmse",
+        "y_rmse",
+        "n_iter",
+        "wall_time_s",
+        "device",
+        "peak_memory_mb",
+        "noise_floor_neurons",
+    ):
         assert key in summary
     assert summary["device"] == "cpu" and summary["n_iter"] == 2
     for fig in ("convergence.png", "delays.png", "latents.png", "psth_heatmap.png"):
@@ -92,6 +101,7 @@ def test_v1v2_demo_on_a_small_file(tmp_path, rng):
     assert saved["split_seeds"] == [0, 1] and len(saved["wall_time_per_split_s"]) == 2
     assert saved["validation_select"] and all(it in (0, 2) for it in saved["selected_iter"])
     assert all(s["validation_trace"] for s in saved["per_split"])
+    assert all(set(s["noise_floor_neurons"]) == {"A", "B"} for s in saved["per_split"])
     assert summary["method"] == "dlag"
     for fig in ("psth_heatmap.png", "delays.png", "latents.png", "convergence.png"):
         assert (out / fig).exists()

@@ -260,3 +260,21 @@ def test_timescales_follow_the_model_dtype(dtype):
     assert all(w.dtype == dtype and w.shape == (1,) for w in ts["within"])
     ts["across"][0] = -1.0  # a copy: editing it leaves the kernel alone
     assert float(model.across[0].kernel.timescale.detach()) > 0
+
+
+def test_noise_floor_neurons_names_the_neuron_a_latent_was_spent_on():
+    data, truth = small_data(seed=2)
+    y = data.y.clone()
+    # Region 1's neuron 4 becomes a noise-free copy of that region's within latent (scaled up so it stands out):
+    # factor analysis explains all its variance, so its noise variance must end on the floor; no other neuron's.
+    y[..., 20 + 4] = 3.0 * truth.latents_within[1][..., 0]
+    copied = MultiRegionData(y, y_dims=data.y_dims)
+    model = mbrila.DLAG(LatentSpec(2, 1), data.y_dims, data.T)
+    assert model.noise_floor_neurons() == [[], [], []]  # before a fit there is no floor to sit on
+    model.fit(copied, max_iter=40, progress=False)
+    assert model.noise_floor_neurons() == [[], [4], []]
+    obs = model.observation
+    torch.testing.assert_close(obs.R[24], obs.R_floor[24])
+    clean = mbrila.DLAG(LatentSpec(2, 1), data.y_dims, data.T)
+    clean.fit(data, max_iter=40, progress=False)
+    assert clean.noise_floor_neurons() == [[], [], []]

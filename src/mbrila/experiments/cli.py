@@ -289,7 +289,7 @@ def v1v2_demo(
                 subtract_train_psth=args.subtract_train_psth,
                 fit_kwargs={"max_iter": args.max_iter, "tol": args.tol, "progress": not args.no_progress},
             )
-        entry = {
+        entry: dict[str, Any] = {
             "split_seed": split,
             **res.metrics,
             "n_iter": res.fit.n_iter,
@@ -299,6 +299,7 @@ def v1v2_demo(
             "wall_time_s": res.wall_time_s,
             "timings_s": dict(res.fit.timings),
             "peak_memory_mb": mem.peak_mb,
+            "noise_floor_neurons": dict(zip(data.region_names, res.model.noise_floor_neurons(), strict=True)),
             "validation_trace": res.validation_trace,
         }
         per_split.append(entry)
@@ -307,6 +308,9 @@ def v1v2_demo(
             figures = cosmoothing_figures(res, test, args.out_dir)
         scores = ", ".join(f"{k} {v:.4f}" for k, v in res.metrics.items() if "psth" in k)
         print(f"split {split}: {scores} (EM iterate {res.selected_iter} of {res.fit.n_iter})")
+        floored = {k: v for k, v in entry["noise_floor_neurons"].items() if v}
+        if floored:
+            print(f"  noise variance on the floor (latents tracking single neurons): {floored}")
     metric_keys = [k for k in per_split[0] if k.startswith("holdout_")]
     summary: dict[str, Any] = {
         "method": f"{label}+train_psth" if args.subtract_train_psth else label,

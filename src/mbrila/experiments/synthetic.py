@@ -119,6 +119,7 @@ def run_synthetic(
             _floats(ts["across"][matching.perm]) if matching is not None and len(ts["across"]) == n_a else None
         ),
         "timescales_across_true": _floats(truth.timescales_across),
+        "noise_floor_neurons": dict(zip(data.region_names, model.noise_floor_neurons(), strict=True)),
         "n_iter": fit.n_iter,
         "converged": fit.converged,
         "final_score": fit.score_trace[-1] if fit.score_trace else None,

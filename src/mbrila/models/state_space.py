@@ -265,6 +265,15 @@ class LatentStateSpaceModel(nn.Module):
         return self.delay.delays(self.T).detach().clone()
 
     @torch.no_grad()
+    def noise_floor_neurons(self) -> list[list[int]]:
+        """Per region, the indices (within the region) of neurons whose noise variance ended on the floor.
+
+        A non-empty list means some latents track single neurons (Heywood cases; DLAG's code warns about the
+        same thing): those latents say little about shared activity. Only meaningful after :meth:`fit`.
+        """
+        flags = self.observation.at_floor().cpu()
+        return [torch.nonzero(flags[neurons]).flatten().tolist() for neurons, _ in self.observation.region_blocks()]
+
     def timescales(self) -> dict[str, Any]:
         """Kernel timescales (bins): ``{"across": (n_across,), "within": [(n_within_r,) per region]}``."""
         ref = self.observation.C  # dtype and device of the model

@@ -74,6 +74,14 @@ class MultiRegionLinearObservation(nn.Module):
             var = (((flat.nan_to_num() - mean) ** 2) * w).sum(0) / cnt
         self.R_floor = (self.min_var_frac * var).clamp_min(torch.finfo(y.dtype).tiny).to(self.R)
 
+    def at_floor(self, rtol: float = 1e-6) -> Tensor:
+        """Bool ``(N,)``: neurons whose noise variance sits on the floor (``R ≤ (1 + rtol) · R_floor``).
+
+        Such a neuron is a Heywood case of factor analysis: the fit explains nearly all of its variance with the
+        latents, usually by dedicating a latent to it alone.
+        """
+        return self.R <= self.R_floor * (1.0 + rtol)
+
     def m_step(self, y: Tensor, mask: Tensor | None, Ex: Tensor, Exx: Tensor) -> None:
         """Closed-form update of ``C, d, R`` from smoothed latent moments.
 
