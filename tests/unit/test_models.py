@@ -258,6 +258,7 @@ def test_timescales_follow_the_model_dtype(dtype):
     ts = model.timescales()
     assert ts["across"].dtype == dtype and ts["across"].shape == (2,)
     assert all(w.dtype == dtype and w.shape == (1,) for w in ts["within"])
+    assert not ts["across"].requires_grad and not any(w.requires_grad for w in ts["within"])  # values, not graph
     ts["across"][0] = -1.0  # a copy: editing it leaves the kernel alone
     assert float(model.across[0].kernel.timescale.detach()) > 0
 

@@ -264,7 +264,6 @@ class LatentStateSpaceModel(nn.Module):
         """``(T, n_regions, n_across)`` delays in bins (reference column 0 is zero)."""
         return self.delay.delays(self.T).detach().clone()
 
-    @torch.no_grad()
     def noise_floor_neurons(self) -> list[list[int]]:
         """Per region, the indices (within the region) of neurons whose noise variance ended on the floor.
 
@@ -274,6 +273,7 @@ class LatentStateSpaceModel(nn.Module):
         flags = self.observation.at_floor().cpu()
         return [torch.nonzero(flags[neurons]).flatten().tolist() for neurons, _ in self.observation.region_blocks()]
 
+    @torch.no_grad()
     def timescales(self) -> dict[str, Any]:
         """Kernel timescales (bins): ``{"across": (n_across,), "within": [(n_within_r,) per region]}``."""
         ref = self.observation.C  # dtype and device of the model
