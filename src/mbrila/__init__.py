@@ -1,10 +1,11 @@
 """mbrila: multi-region neural latent variable models in PyTorch.
 
 Shared ("across") and private ("within") latent processes of simultaneously recorded brain regions, with
-constant or time-varying inter-region delays, fitted by EM on a batched, parallel-scan Kalman core.
+constant or time-varying inter-region delays (DLAG, mDLAG, ADM), fitted by EM with exact dense-GP, frequency-domain
+or batched parallel-scan Kalman inference.
 """
 
-from mbrila import data, kernels, metrics, synthetic
+from mbrila import data, inference, kernels, metrics, synthetic
 from mbrila.core import FitResult, LatentSpec, MultiRegionData, Posterior, holdout_neuron_mask, split_trials
 from mbrila.kernels import (
     BaseKernel,
@@ -15,7 +16,7 @@ from mbrila.kernels import (
     RBFKernel,
     check_kernel,
 )
-from mbrila.models import ADM, DLAG, GPFA, LDS, build_model, load
+from mbrila.models import ADM, DLAG, GPFA, LDS, MDLAG, build_model, load
 
 __version__ = "0.1.0.dev0"
 
@@ -24,6 +25,7 @@ __all__ = [
     "DLAG",
     "GPFA",
     "LDS",
+    "MDLAG",
     "BaseKernel",
     "FitResult",
     "LatentSpec",
@@ -39,6 +41,7 @@ __all__ = [
     "check_kernel",
     "data",
     "holdout_neuron_mask",
+    "inference",
     "kernels",
     "load",
     "metrics",

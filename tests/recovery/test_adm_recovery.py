@@ -26,7 +26,7 @@ def test_adm_defaults_recover_gaussian_bump_delays_and_beat_dlag(seed):
     adm = run_synthetic("adm", scenario="adm", seed=seed, scenario_overrides=SMALL, progress=False)
     tol = 0.08 if FULL else ADM_SMALL_TOL
     assert adm.summary["delay_rmse"] <= tol, adm.summary
-    dlag = run_synthetic("dlag", scenario=adm.scenario, progress=False)
+    dlag = run_synthetic("dlag_ssm", scenario=adm.scenario, progress=False)
     # A constant delay cannot follow a bump: the time-varying model must be clearly better.
     assert dlag.summary["delay_rmse"] > 2 * adm.summary["delay_rmse"], (dlag.summary, adm.summary)
 

@@ -33,7 +33,7 @@ DELAY_TOL = 0.03 if FULL else 0.04
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_dlag_ssm_defaults_recover_constant_delays(seed):
-    run = run_synthetic("dlag", seed=seed, scenario_overrides=SMALL, progress=False)
+    run = run_synthetic("dlag_ssm", seed=seed, scenario_overrides=SMALL, progress=False)
     assert run.summary["delay_rmse"] <= DELAY_TOL, run.summary
     assert run.fit.converged
     assert min(run.summary["latent_corr"]) > 0.9
@@ -43,7 +43,7 @@ def test_matern52_recovers_constant_delays():
     n_within = 5 if FULL else 3
     kernels = [Matern52Kernel(4.47), Matern52Kernel(1.41)] + [Matern52Kernel(4.47) for _ in range(n_within)]
     run = run_synthetic(
-        "dlag",
+        "dlag_ssm",
         scenario_overrides={**SMALL, "kernels": kernels},
         model_kwargs={"kernel_factory_across": Matern52Kernel, "kernel_factory_within": Matern52Kernel},
         progress=False,
@@ -53,7 +53,7 @@ def test_matern52_recovers_constant_delays():
 
 def test_user_rational_quadratic_kernel_recovers_constant_delays():
     run = run_synthetic(
-        "dlag",
+        "dlag_ssm",
         scenario_overrides=SMALL,
         model_kwargs={"kernel_factory_across": RationalQuadratic, "kernel_factory_within": RationalQuadratic},
         progress=False,

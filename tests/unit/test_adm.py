@@ -114,4 +114,4 @@ def test_adm_default_engine_uses_its_own_tolerance_and_keeps_a_given_engine():
     assert adm.engine.tol == ADM_TOL != KalmanEMEngine().tol
     mine = KalmanEMEngine(tol=1e-9, max_iter=7)
     assert mbrila.build_model("adm", latent_spec=SPEC, y_dims=(4, 4), T=20, engine=mine).engine is mine
-    assert mbrila.build_model("dlag", latent_spec=SPEC, y_dims=(4, 4), T=20).engine.tol == KalmanEMEngine().tol
+    assert mbrila.build_model("dlag_ssm", latent_spec=SPEC, y_dims=(4, 4), T=20).engine.tol == KalmanEMEngine().tol

@@ -50,7 +50,7 @@ def test_gpfa_has_no_delay_score():
 def test_synthetic_demo_writes_summary_and_figures(tmp_path):
     out = tmp_path / "out"
     synthetic_demo(
-        "dlag",
+        "dlag_ssm",
         "test",
         argv=["--device", "cpu", "--n-trials", "3", "--max-iter", "2", "--out-dir", str(out), "--no-progress"],
     )

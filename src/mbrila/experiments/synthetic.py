@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mbrila.core import FitResult, MultiRegionData, Posterior
+from mbrila.core import FitResult, LatentSpec, MultiRegionData, Posterior
 from mbrila.experiments.resources import PeakMemory
 from mbrila.metrics import (
     Matching,
@@ -55,6 +55,7 @@ def run_synthetic(
     seed: int = 0,
     scenario_overrides: dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    latent_spec: LatentSpec | None = None,
     max_iter: int | None = None,
     tol: float | None = None,
     device: torch.device | str = "cpu",
@@ -70,6 +71,8 @@ def run_synthetic(
     seed : the data seed of a headline scenario.
     scenario_overrides : fields of the headline scenario to change (e.g. ``{"delay_shape": "sine"}``).
     model_kwargs : extra preset arguments (kernel factories, …); the demos pass none that tune the fit.
+    latent_spec : the model's latent counts (default: the scenario's true counts; mDLAG demos start with more
+        latents than the truth and let ARD prune them).
     max_iter, tol : EM iterations and tolerance (the engine's defaults when None).
     device, dtype : where and in which precision the model is fitted.
     """
@@ -81,7 +84,7 @@ def run_synthetic(
     data, truth = scen.sample(dtype=dtype)
     model = build_model(
         model_name,
-        latent_spec=scen.latent_spec,
+        latent_spec=scen.latent_spec if latent_spec is None else latent_spec,
         y_dims=data.y_dims,
         T=data.T,
         dtype=dtype,
@@ -94,10 +97,13 @@ def run_synthetic(
         pred = model.predict(data)
     n_a = scen.latent_spec.n_across
     true_acr = truth.latents_across[:, :, 0, :]
-    fit_acr = post.region(0)[..., :n_a].cpu()
-    matching = match_latents(fit_acr, true_acr) if n_a else None
+    candidates = _candidate_latents(model)
+    fit_acr = post.region(0)[..., candidates].cpu()
+    matching = _lift_matching(match_latents(fit_acr, true_acr), candidates) if n_a and len(candidates) >= n_a else None
     # Delay scores only for models that learn delays (GPFA and LDS have none to score).
     fitted_delays = model.delays().cpu() if model.delay.learns_delays and n_a else None
+    if fitted_delays is not None and matching is None:
+        fitted_delays = None  # fewer active latents than true ones: no delay to compare
     recon = reconstruction_rmse(data.y, pred.cpu(), data.y_dims, mask=data.mask, region_names=data.region_names)
     ts = model.timescales()
     summary: dict[str, Any] = {
@@ -116,10 +122,13 @@ def run_synthetic(
         "latent_corr": _floats(matching.corr) if matching is not None else None,
         # One timescale per across latent for GP presets (a free LDS has none).
         "timescales_across_fit": (
-            _floats(ts["across"][matching.perm]) if matching is not None and len(ts["across"]) == n_a else None
+            _floats(ts["across"][matching.perm])
+            if matching is not None and len(ts["across"]) == model.latent_spec.n_across
+            else None
         ),
         "timescales_across_true": _floats(truth.timescales_across),
         "noise_floor_neurons": dict(zip(data.region_names, model.noise_floor_neurons(), strict=True)),
+        **_ard_summary(model, data.region_names),
         "n_iter": fit.n_iter,
         "converged": fit.converged,
         "final_score": fit.score_trace[-1] if fit.score_trace else None,
@@ -147,13 +156,47 @@ def run_synthetic(
     )
 
 
+def _candidate_latents(model: Any) -> list[int]:
+    """Fitted across latents that may be matched to true ones: all of them, or the active ones of an ARD model."""
+    n_a = model.latent_spec.n_across
+    active = getattr(model, "active_latents", None)
+    if active is None:
+        return list(range(n_a))
+    return torch.nonzero(active().any(0)).flatten().tolist()
+
+
+def _lift_matching(m: Matching, candidates: list[int]) -> Matching:
+    """A matching over a subset of the fitted latents, re-indexed to all of them."""
+    perm = np.asarray(candidates, dtype=np.int64)[m.perm]
+    return Matching(perm=perm, signs=m.signs, corr=m.corr, corr_matrix=m.corr_matrix)
+
+
+def _ard_summary(model: Any, region_names: Any) -> dict[str, Any]:
+    """For ARD models: the active-latent table, the ARD precisions and the number of latents kept."""
+    active = getattr(model, "active_latents", None)
+    if active is None:
+        return {}
+    table = active().cpu()
+    return {
+        "active_latents": {name: [bool(v) for v in row] for name, row in zip(region_names, table, strict=True)},
+        "n_active_latents": int(table.any(0).sum()),
+        "ard_precisions": {
+            name: [float(v) for v in row] for name, row in zip(region_names, model.ard_precisions().cpu(), strict=True)
+        },
+        "shared_variance_fraction": {
+            name: [float(v) for v in row]
+            for name, row in zip(region_names, model.shared_variance_fraction().cpu(), strict=True)
+        },
+    }
+
+
 def matched_across_latents(run: SyntheticRun) -> tuple[torch.Tensor, torch.Tensor]:
     """Region 0's fitted across latents reordered and flipped onto the truth, and the true ones."""
     n_a = run.scenario.latent_spec.n_across
-    fitted = run.posterior.region(0)[..., :n_a].cpu()
     true = run.truth.latents_across[:, :, 0, :]
     if run.matching is None:
-        return fitted, true
+        return run.posterior.region(0)[..., :n_a].cpu(), true
+    fitted = run.posterior.region(0)[..., : run.model.latent_spec.n_across].cpu()
     return apply_matching(fitted, run.matching), true
 
 

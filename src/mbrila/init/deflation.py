@@ -21,7 +21,7 @@ import torch
 from mbrila.core import MultiRegionData
 
 if TYPE_CHECKING:
-    from mbrila.models.state_space import LatentStateSpaceModel
+    from mbrila.models.base import MultiRegionLatentModel
 
 
 @dataclass
@@ -38,13 +38,13 @@ class Deflation:
     tol: float = 1e-6
 
 
-def _across_columns(model: LatentStateSpaceModel, k: int) -> list[tuple[slice, int]]:
+def _across_columns(model: MultiRegionLatentModel, k: int) -> list[tuple[slice, int]]:
     """For each region: its neurons and the column of ``observation.C`` holding across latent ``k``."""
     return [(neurons, lat.start + k) for neurons, lat in model.observation.region_blocks()]
 
 
 def deflate_across(
-    model: LatentStateSpaceModel,
+    model: MultiRegionLatentModel,
     data: MultiRegionData,
     build_single: Any,
     settings: Deflation | None = None,

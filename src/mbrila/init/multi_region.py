@@ -14,6 +14,8 @@ Latent estimates are scaled to unit variance, which matches the unit-variance GP
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -121,6 +123,114 @@ def _regress(X: Tensor, Y: Tensor, ridge: float = 1e-6) -> Tensor:
     return torch.linalg.solve(G, X.mT @ Y).mT
 
 
+@dataclass
+class MultiRegionEstimate:
+    """What the initialisation estimated from the data (module docstring, steps 1–4).
+
+    Attributes
+    ----------
+    C : ``(N, Σ_r D_r)`` block-structured loadings (across columns first in each region, then within).
+    d, R : ``(N,)`` offsets and noise variances (not floored).
+    delays : ``(R, n_across)`` (row 0 zero) or None without across latents.
+    timescales_across : ``(n_across,)``; timescales_within : per region ``(n_within_r,)``.
+    counts : ``(N,)`` observed entries per neuron.
+    """
+
+    C: Tensor
+    d: Tensor
+    R: Tensor
+    delays: Tensor | None
+    timescales_across: Tensor | None
+    timescales_within: list[Tensor]
+    counts: Tensor
+
+
+@torch.no_grad()
+def estimate_multi_region(model, data, *, max_lag: int | None = None, seed: int = 0) -> MultiRegionEstimate:
+    """Steps 1–4 of the module docstring for ``model``'s structure; the model is not changed.
+
+    Parameters
+    ----------
+    model : gives ``y_dims``, ``latent_spec``, the delay bound (``model.delay.max_delay``) and the noise floor's
+        ``min_var_frac`` (from ``model.observation``).
+    data : training data.
+    max_lag : largest delay searched, in bins (default ``min(10, T // 4)``).
+    seed : seed of the factor-analysis initial loadings.
+    """
+    y, mask = model._data(data)
+    counts = torch.full((y.shape[-1],), float(y.shape[0] * y.shape[1]), dtype=y.dtype, device=y.device)
+    if mask is not None:
+        counts = mask.to(y.dtype).sum((0, 1))
+    y = impute(y, mask)
+    B, T, _N = y.shape
+    spec = model.latent_spec
+    n_a = spec.n_across
+    min_var_frac = float(model.observation.min_var_frac)
+    dims = model.latent_dims
+    d = y.mean((0, 1))
+    C = y.new_zeros(y.shape[-1], sum(dims))
+    R = y.new_zeros(y.shape[-1])
+    blocks, n0, k0 = [], 0, 0
+    for n, k in zip(model.y_dims, dims, strict=True):
+        blocks.append((slice(n0, n0 + n), slice(k0, k0 + k)))
+        n0, k0 = n0 + n, k0 + k
+    resid = y - d
+    delays = ts = None
+    if n_a > 0:
+        views = shared_views(y, model.y_dims, n_a)  # (R, B, T, K)
+        lag_max = max_lag if max_lag is not None else max(1, min(10, T // 4))
+        bound = getattr(model.delay, "max_delay", None)
+        if bound is not None:
+            # Search only lags the model can represent; keep the start strictly inside the bound.
+            lag_max = max(1, min(lag_max, int(bound)))
+        delays = torch.stack([peak_lag(views[r], views[0], lag_max) for r in range(len(model.y_dims))])
+        delays[0] = 0
+        if bound is not None:
+            delays = delays.clamp(-0.9 * bound, 0.9 * bound)
+        ts = rbf_timescale(views, T_max=T / 2)
+        for r, (neurons, lat) in enumerate(blocks):
+            # Regress on the region's own view: it already carries the region's delay.
+            X = views[r].reshape(B * T, n_a)
+            W = _regress(X, resid[..., neurons].reshape(B * T, -1))
+            C[neurons, lat.start : lat.start + n_a] = W
+            resid[..., neurons] = resid[..., neurons] - views[r] @ W.mT
+    ts_within = []
+    for r, (neurons, lat) in enumerate(blocks):
+        n_w = spec.n_within_for(r)
+        Yr = resid[..., neurons].reshape(B * T, -1)
+        Cw, _, Rr = factor_analysis(Yr, n_w, min_var_frac=min_var_frac, seed=seed + r)
+        C[neurons, lat.start + n_a : lat.stop] = Cw
+        R[neurons] = Rr
+        if n_w > 0:
+            # Factor estimates (posterior means) give a rough per-factor timescale.
+            beta = torch.linalg.solve(torch.eye(n_w, dtype=y.dtype, device=y.device) + (Cw.mT / Rr) @ Cw, Cw.mT / Rr)
+            z = (Yr @ beta.mT).reshape(B, T, n_w)
+            ts_within.append(rbf_timescale(z, T_max=T / 2))
+        else:
+            ts_within.append(y.new_zeros(0))
+    return MultiRegionEstimate(C, d, R, delays, ts, ts_within, counts)
+
+
+def apply_delays_and_timescales(
+    model, est: MultiRegionEstimate, *, delays: bool = True, timescales: bool = True
+) -> None:
+    """Copy an estimate's delays and kernel timescales into ``model`` (kernels without a timescale are left)."""
+    if delays and est.delays is not None and hasattr(model.delay, "set_delays"):
+        model.delay.set_delays(est.delays)
+    if not timescales:
+        return
+    if est.timescales_across is not None:
+        for k, blk in enumerate(model.across):
+            kernel = getattr(blk, "kernel", None)
+            if kernel is not None and hasattr(kernel, "timescale"):
+                kernel.timescale = float(est.timescales_across[k])
+    for r, blks in enumerate(model.within):
+        for j, blk in enumerate(blks):
+            kernel = getattr(blk, "kernel", None)
+            if kernel is not None and hasattr(kernel, "timescale") and j < len(est.timescales_within[r]):
+                kernel.timescale = float(est.timescales_within[r][j])
+
+
 @torch.no_grad()
 def initialize_multi_region(
     model,
@@ -131,76 +241,28 @@ def initialize_multi_region(
     set_timescales: bool = True,
     seed: int = 0,
 ) -> dict[str, Tensor]:
-    """Initialise a :class:`~mbrila.models.state_space.LatentStateSpaceModel` in place (steps 1–4 above).
+    """Initialise a linear-Gaussian :class:`~mbrila.models.base.MultiRegionLatentModel` in place (steps 1–4).
 
     Parameters
     ----------
     model : the model (its observation, across/within kernels and delay are set).
     data : training data.
-    max_lag : largest delay searched, in bins (default ``min(10, T // 4)``).
+    max_lag, seed : see :func:`estimate_multi_region`.
     set_delays, set_timescales : also initialise delays / kernel timescales (else leave them).
-    seed : seed of the factor-analysis initial loadings.
 
     Returns a dict of what was estimated (``delays (R, n_across)``, ``timescales_across``), for reporting.
     """
     y, mask = model._data(data)
     obs = model.observation
     obs.set_floor(y, mask)
-    y = impute(y, mask)
-    B, T, _N = y.shape
-    spec = model.latent_spec
-    n_a = spec.n_across
-    blocks = obs.region_blocks()
-    d = y.mean((0, 1))
-    C = torch.zeros_like(obs.C)
-    R = torch.zeros_like(obs.R)
+    est = estimate_multi_region(model, data, max_lag=max_lag, seed=seed)
+    apply_delays_and_timescales(model, est, delays=set_delays, timescales=set_timescales)
+    obs.C.copy_(est.C)
+    obs.d.copy_(est.d)
+    obs.R.copy_(torch.maximum(est.R, obs.R_floor))
     out: dict[str, Tensor] = {}
-    resid = y - d
-    if n_a > 0:
-        views = shared_views(y, model.y_dims, n_a)  # (R, B, T, K)
-        pooled = views.mean(0)
-        pooled = pooled / pooled.std(dim=(0, 1), keepdim=True)
-        lag_max = max_lag if max_lag is not None else max(1, min(10, T // 4))
-        bound = getattr(model.delay, "max_delay", None)
-        if bound is not None:
-            # Search only lags the model can represent; keep the start strictly inside the bound.
-            lag_max = max(1, min(lag_max, int(bound)))
-        delays = torch.stack([peak_lag(views[r], views[0], lag_max) for r in range(len(model.y_dims))])
-        delays[0] = 0
-        if bound is not None:
-            delays = delays.clamp(-0.9 * bound, 0.9 * bound)
-        out["delays"] = delays
-        ts = rbf_timescale(views, T_max=T / 2)
-        out["timescales_across"] = ts
-        if set_delays and hasattr(model.delay, "set_delays"):
-            model.delay.set_delays(delays)
-        if set_timescales:
-            for k, blk in enumerate(model.across):
-                kernel = getattr(blk, "kernel", None)
-                if kernel is not None and hasattr(kernel, "timescale"):
-                    kernel.timescale = float(ts[k])
-        for r, (neurons, lat) in enumerate(blocks):
-            # Regress on the region's own view: it already carries the region's delay.
-            X = views[r].reshape(B * T, n_a)
-            W = _regress(X, resid[..., neurons].reshape(B * T, -1))
-            C[neurons, lat.start : lat.start + n_a] = W
-            resid[..., neurons] = resid[..., neurons] - views[r] @ W.mT
-    for r, (neurons, lat) in enumerate(blocks):
-        n_w = spec.n_within_for(r)
-        Yr = resid[..., neurons].reshape(B * T, -1)
-        Cw, _, Rr = factor_analysis(Yr, n_w, min_var_frac=obs.min_var_frac, seed=seed + r)
-        C[neurons, lat.start + n_a : lat.stop] = Cw
-        R[neurons] = Rr
-        if set_timescales and n_w > 0:
-            # Factor estimates (posterior means) give a rough per-factor timescale.
-            beta = torch.linalg.solve(torch.eye(n_w, dtype=y.dtype, device=y.device) + (Cw.mT / Rr) @ Cw, Cw.mT / Rr)
-            z = (Yr @ beta.mT).reshape(B, T, n_w)
-            ts_w = rbf_timescale(z, T_max=T / 2)
-            for j, blk in enumerate(model.within[r]):
-                kernel = getattr(blk, "kernel", None)
-                if kernel is not None and hasattr(kernel, "timescale") and j < n_w:
-                    kernel.timescale = float(ts_w[j])
-    obs.C.copy_(C)
-    obs.d.copy_(d)
-    obs.R.copy_(torch.maximum(R, obs.R_floor))
+    if est.delays is not None:
+        out["delays"] = est.delays
+    if est.timescales_across is not None:
+        out["timescales_across"] = est.timescales_across
     return out

@@ -1,30 +1,37 @@
-"""Named presets: small compositions of blocks, a delay and an engine.
+"""Named presets: small compositions of latent blocks, a delay, an observation and an engine.
 
-=========  ==========================================  ===============  ================
-preset     latent prior                                delay            engine
-=========  ==========================================  ===============  ================
-GPFA       GP latents (AR(P) lift / exact SDE)         none             KalmanEMEngine
-DLAG       GP latents, lifted (``engine="kalman"``)     constant         KalmanEMEngine
-ADM        GP latents, time-varying lift               smooth δ(t)      KalmanEMEngine
-LDS        free linear dynamical system                none             KalmanEMEngine
-=========  ==========================================  ===============  ================
+=========  ==================================================  ===============  ==================================
+preset     latent prior                                        delay            engines (default first)
+=========  ==================================================  ===============  ==================================
+GPFA       GP latents                                          none             ``kalman``, ``exact``
+DLAG       GP latents                                          constant         ``exact``, ``kalman`` (DLAG-SSM)
+ADM        GP latents, time-varying lift                       smooth δ(t)      ``kalman``
+LDS        free linear dynamical system                        none             ``kalman``
+MDLAG      GP latents, ARD read-out (:mod:`mbrila.models.mdlag`)  constant      ``time``, ``freq``, ``kalman``
+=========  ==================================================  ===============  ==================================
+
+``kalman`` engines use state-space blocks (AR(P) lift or exact SDE); ``exact`` / ``time`` use dense covariances.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import torch
+from torch import nn
 
 from mbrila.core import LatentSpec, MultiRegionData
+from mbrila.core.capabilities import ENGINES
 from mbrila.delays import Delay, FixedDelay, NoDelay, TimeVaryingDelay
-from mbrila.dynamics import FreeLDSLatent, MarkovianGPLatent
+from mbrila.dynamics import ExactGPLatent, FreeLDSLatent, MarkovianGPLatent
+from mbrila.inference.exact_em import ExactEMEngine
 from mbrila.inference.kalman_em import KalmanEMEngine
 from mbrila.init import Deflation, deflate_across, initialize_multi_region
 from mbrila.kernels import BaseKernel, RBFKernel
-from mbrila.models.state_space import LatentStateSpaceModel
+from mbrila.models.base import MultiRegionLatentModel
 
 KernelFactory = Callable[[], BaseKernel]
 
@@ -54,38 +61,59 @@ def default_kernel() -> BaseKernel:
     return RBFKernel(timescale=5.0)
 
 
-def _engine(engine: Any, **defaults: Any) -> KalmanEMEngine:
-    """``"kalman"`` (or None) → a :class:`KalmanEMEngine` with the preset's ``defaults``; an instance is kept."""
-    if engine is None or engine == "kalman":
-        return KalmanEMEngine(**defaults)
-    if isinstance(engine, str):
-        raise ValueError(
-            f"engine {engine!r} is not available for this preset; use engine='kalman' (KalmanEMEngine) or pass "
-            "an engine instance."
-        )
-    return engine
+def resolve_engine(engine: Any, names: dict[str, type], default: str, **defaults: Any) -> Any:
+    """The engine a preset runs: a name (None: the preset's ``default``) → a new engine with ``defaults``.
+
+    ``names`` maps the preset's engine names to classes; any other registered name (e.g. ``"freq"`` on a
+    linear-Gaussian preset) is built too, so that the capability check can say what it lacks. An engine
+    instance is kept as it is.
+    """
+    if engine is None:
+        engine = default
+    if not isinstance(engine, str):
+        return engine
+    key = engine.lower()
+    cls = names.get(key) or ENGINES.get(key)
+    if cls is None:
+        raise ValueError(f"unknown engine {engine!r}; this preset's engines are {sorted(names)} (or pass an instance).")
+    return cls(**defaults)
 
 
-def _gp_blocks(
+#: Engine names of the linear-Gaussian presets.
+LINEAR_ENGINES: dict[str, type] = {"exact": ExactEMEngine, "kalman": KalmanEMEngine}
+
+
+def gp_blocks(
     spec: LatentSpec,
     n_regions: int,
     across: KernelFactory,
     within: KernelFactory,
+    form: str,
     order: int,
     eps: float,
-) -> tuple[list[MarkovianGPLatent], list[list[MarkovianGPLatent]]]:
-    acr = [MarkovianGPLatent(across(), n_views=n_regions, order=order, eps=eps) for _ in range(spec.n_across)]
-    wit = [
-        [MarkovianGPLatent(within(), n_views=1, order=order, eps=eps) for _ in range(spec.n_within_for(r))]
-        for r in range(n_regions)
-    ]
+) -> tuple[list[nn.Module], list[list[nn.Module]]]:
+    """GP latent blocks for every across latent (seen by all regions) and within latent, in ``form``.
+
+    ``form`` is ``"dense"`` (:class:`ExactGPLatent`) or ``"state_space"`` (:class:`MarkovianGPLatent`, AR(``order``)
+    lift or exact SDE); ``order`` is ignored for dense blocks.
+    """
+
+    def block(kernel: BaseKernel, n_views: int) -> nn.Module:
+        if form == "dense":
+            return ExactGPLatent(kernel, n_views=n_views, eps=eps)
+        return MarkovianGPLatent(kernel, n_views=n_views, order=order, eps=eps)
+
+    acr = [block(across(), n_regions) for _ in range(spec.n_across)]
+    wit = [[block(within(), 1) for _ in range(spec.n_within_for(r))] for r in range(n_regions)]
     return acr, wit
 
 
-class _GPPreset(LatentStateSpaceModel):
-    """Shared constructor of the GP presets."""
+class _GPPreset(MultiRegionLatentModel):
+    """Shared constructor of the GP presets (GPFA, DLAG, ADM): see :class:`DLAG` for the parameters."""
 
-    capabilities = frozenset({"state_space", "linear_observation", "kernel"})
+    alternative_forms = frozenset({"state_space", "dense_gp"})
+    #: Engine name used when ``engine`` is None.
+    default_engine = "kalman"
 
     def __init__(
         self,
@@ -101,10 +129,13 @@ class _GPPreset(LatentStateSpaceModel):
         eps: float = DEFAULT_EPS,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
+        engine_defaults: dict[str, Any] | None = None,
     ) -> None:
         spec = latent_spec.for_regions(len(y_dims))
-        acr, wit = _gp_blocks(spec, len(y_dims), kernel_factory_across, kernel_factory_within, order, eps)
-        super().__init__(spec, y_dims, T, acr, wit, delay, _engine(engine))
+        eng = resolve_engine(engine, LINEAR_ENGINES, self.default_engine, **(engine_defaults or {}))
+        form = getattr(eng, "latent_form", "state_space")
+        acr, wit = gp_blocks(spec, len(y_dims), kernel_factory_across, kernel_factory_within, form, order, eps)
+        super().__init__(spec, y_dims, T, acr, wit, delay, eng)
         self.to(dtype=dtype, device=device)
 
     def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
@@ -114,9 +145,27 @@ class _GPPreset(LatentStateSpaceModel):
 
 
 class GPFA(_GPPreset):
-    """GP factor analysis in state-space form: shared (and optionally private) GP latents, no delays.
+    """GP factor analysis across regions: shared GP latents seen by every region without delay, plus optional
+    private GP latents per region (``n_within=0`` gives classic GPFA).
 
-    ``n_within=0`` gives the classic GPFA-SSM baseline.
+    Model: ``y^r_t = C^r x^r_t + d^r + e``, ``e ~ N(0, diag R^r)``; each latent an independent unit-variance GP
+    (kernel ``k``, nugget ``ε``). ``x^r_t`` stacks the across latents, then region r's within latents.
+
+    Parameters
+    ----------
+    latent_spec : :class:`~mbrila.LatentSpec` — ``n_across`` shared latents, ``n_within`` private ones per region.
+    y_dims : neurons per region.
+    T : trial length (bins) the model is built for.
+    engine : ``"kalman"`` (default: GPFA-SSM, the GP lifted to a state-space model and fitted by
+        :class:`~mbrila.inference.KalmanEMEngine`), ``"exact"`` (dense GP covariance,
+        :class:`~mbrila.inference.ExactEMEngine`) or an engine instance.
+    kernel_factory_across, kernel_factory_within : zero-argument callables returning a fresh kernel for each
+        latent (default: RBF, 5-bin starting timescale, re-estimated by the initialisation).
+    order : AR order ``P`` of the state-space lift (ignored by the exact engine and by Matérn within latents,
+        which use their exact SDE).
+    eps : GP nugget ``ε`` (fixed).
+    dtype, device : of the parameters (data are moved to them).
+    engine_defaults : keyword arguments for the engine built from a name (e.g. ``{"tol": 1e-6}``).
     """
 
     def __init__(self, latent_spec: LatentSpec, y_dims: Sequence[int], T: int, **kw: Any) -> None:
@@ -125,14 +174,24 @@ class GPFA(_GPPreset):
 
 
 class DLAG(_GPPreset):
-    """Delayed latents across groups: across latents with one constant delay per region and latent.
+    """Delayed latents across groups (Gokcen et al. 2022): across latents seen by every region with one constant
+    delay per region and latent, plus private within latents per region.
+
+    Model: across latent ``k`` is one GP seen by region ``r`` at ``t − δ_k^r`` (region 0 the reference, ``δ^0 = 0``;
+    ``δ > 0``: region r lags), ``Cov(x_k^r(t), x_k^s(t')) = (1−ε) k_k(t − δ_k^r − t' + δ_k^s) + ε 1[r=s, t=t']``;
+    ``y^r_t = C^r x^r_t + d^r + e``, ``e ~ N(0, diag R^r)``.
 
     Parameters
     ----------
-    engine : ``"kalman"`` (DLAG-SSM: the AR(P) lift fitted by Kalman EM) or an engine instance.
+    latent_spec, y_dims, T : as :class:`GPFA`.
+    engine : ``"exact"`` (default: DLAG as published — the dense GP covariance, exact E-step,
+        :class:`~mbrila.inference.ExactEMEngine`), ``"kalman"`` (DLAG-SSM: the AR(P) lift fitted by
+        :class:`~mbrila.inference.KalmanEMEngine`, linear in ``T``) or an engine instance.
     max_delay : bound on ``|δ|`` in bins (default ``T / 4``).
-    Other parameters as :class:`GPFA`.
+    kernel_factory_across, kernel_factory_within, order, eps, dtype, device, engine_defaults : as :class:`GPFA`.
     """
+
+    default_engine = "exact"
 
     def __init__(
         self,
@@ -141,31 +200,33 @@ class DLAG(_GPPreset):
         T: int,
         *,
         max_delay: float | None = None,
-        engine: Any = "kalman",
         **kw: Any,
     ) -> None:
         spec = latent_spec.for_regions(len(y_dims))
         bound = max_delay if max_delay is not None else default_max_delay(T)
         delay = FixedDelay(len(y_dims), spec.n_across, max_delay=bound)
-        super().__init__(spec, y_dims, T, delay=delay, engine=engine, **kw)
+        super().__init__(spec, y_dims, T, delay=delay, **kw)
 
 
 class ADM(_GPPreset):
     """Adaptive delay model: each across latent has its own smooth delay trajectory δ_k^r(t) per region.
 
-    The lifted state-space model is time-varying (``A_t, Q_t`` from the delayed kernel at every step). ``fit``
-    initialises as DLAG does (constant delays), then runs a rank-1 deflation stage that fits one across latent at a
-    time on the residual (:mod:`mbrila.init.deflation`) before the joint fit.
+    Model: as :class:`DLAG` with ``δ_k^r`` replaced by ``δ_k^r(t)`` (a smooth basis expansion with a
+    second-difference prior, :class:`~mbrila.delays.TimeVaryingDelay`); the lifted state-space model is
+    time-varying (``A_t, Q_t`` from the delayed kernel at every step). ``fit`` initialises as DLAG does (constant
+    delays), then runs a rank-1 deflation stage that fits one across latent at a time on the residual
+    (:mod:`mbrila.init.deflation`) before the joint fit.
 
     Parameters
     ----------
+    latent_spec, y_dims, T : as :class:`GPFA`.
     max_delay : bound on ``|δ(t)|`` in bins (default ``T / 4``).
     n_basis : basis functions per delay trajectory (default ``T // 4``, see
         :class:`~mbrila.delays.TimeVaryingDelay`).
     smoothness : weight ``λ`` of the second-difference prior on δ(t) (default :data:`DEFAULT_SMOOTHNESS`).
     deflation : :class:`~mbrila.init.Deflation` settings, or None to skip the stage.
-    engine : ``"kalman"`` (a :class:`KalmanEMEngine` with ``tol =`` :data:`ADM_TOL`) or an engine instance.
-    Other parameters as :class:`GPFA`.
+    engine : ``"kalman"`` (default; with ``tol =`` :data:`ADM_TOL`) or an engine instance.
+    kernel_factory_across, kernel_factory_within, order, eps, dtype, device : as :class:`GPFA`.
     """
 
     def __init__(
@@ -178,13 +239,13 @@ class ADM(_GPPreset):
         n_basis: int | None = None,
         smoothness: float = DEFAULT_SMOOTHNESS,
         deflation: Deflation | None = Deflation(),  # noqa: B008 (a frozen-by-convention settings object)
-        engine: Any = "kalman",
         **kw: Any,
     ) -> None:
         spec = latent_spec.for_regions(len(y_dims))
         bound = max_delay if max_delay is not None else default_max_delay(T)
         delay = TimeVaryingDelay(len(y_dims), spec.n_across, T, n_basis=n_basis, max_delay=bound, smoothness=smoothness)
-        super().__init__(spec, y_dims, T, delay=delay, engine=_engine(engine, tol=ADM_TOL), **kw)
+        kw.setdefault("engine_defaults", {"tol": ADM_TOL})
+        super().__init__(spec, y_dims, T, delay=delay, **kw)
         self.deflation = deflation
 
     def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
@@ -195,12 +256,13 @@ class ADM(_GPPreset):
         if self.deflation is None or self.latent_spec.n_across == 0:
             return {"multi_region": t1 - t0}
 
-        ref = self.observation.C
+        ref = self._reference()
         delay = cast(TimeVaryingDelay, self.delay)
-        blk = cast(MarkovianGPLatent, self.across[0])
+        blk = self.across[0]
 
         def build_single(kernel: BaseKernel) -> ADM:
-            # The same delay parametrisation and lift as this model, for one across latent and no within latents.
+            # The same delay parametrisation, latent form and engine settings as this model, for one across latent
+            # and no within latents.
             return ADM(
                 LatentSpec(1, 0),
                 self.y_dims,
@@ -210,8 +272,9 @@ class ADM(_GPPreset):
                 smoothness=delay.smoothness,
                 deflation=None,
                 kernel_factory_across=lambda: kernel,
-                order=blk.order,
-                eps=blk.eps,
+                order=getattr(blk, "order", DEFAULT_ORDER),
+                eps=float(getattr(blk, "eps", DEFAULT_EPS)),
+                engine=copy.deepcopy(self.engine),
                 dtype=ref.dtype,
                 device=ref.device,
             )
@@ -220,10 +283,18 @@ class ADM(_GPPreset):
         return {"multi_region": t1 - t0, "deflation": time.perf_counter() - t1}
 
 
-class LDS(LatentStateSpaceModel):
-    """Free linear dynamical system baseline: shared LDS latents (``n_across``) and private ones per region."""
+class LDS(MultiRegionLatentModel):
+    """Free linear dynamical system baseline: shared LDS latents (``n_across``) and private ones per region.
 
-    capabilities = frozenset({"state_space", "linear_observation"})
+    Model: ``s_{t+1} = A s_t + w``, ``w ~ N(0, Q)`` per block (learned ``A, Q, P0``), read out by every region
+    (shared block) or by its own region (within block); ``y^r_t = C^r x^r_t + d^r + e``.
+
+    Parameters
+    ----------
+    latent_spec, y_dims, T : as :class:`GPFA`.
+    engine : ``"kalman"`` (the only engine with a free LDS prior) or an engine instance.
+    dtype, device : of the parameters.
+    """
 
     def __init__(
         self,
@@ -239,7 +310,8 @@ class LDS(LatentStateSpaceModel):
         n_r = len(y_dims)
         acr = [FreeLDSLatent(spec.n_across, n_groups=n_r)] if spec.n_across else []
         wit = [[FreeLDSLatent(spec.n_within_for(r))] if spec.n_within_for(r) else [] for r in range(n_r)]
-        super().__init__(spec, y_dims, T, acr, wit, NoDelay(n_r, spec.n_across), _engine(engine))
+        eng = resolve_engine(engine, {"kalman": KalmanEMEngine}, "kalman")
+        super().__init__(spec, y_dims, T, acr, wit, NoDelay(n_r, spec.n_across), eng)
         self.to(dtype=dtype, device=device)
 
     def initialize(self, data: MultiRegionData) -> dict[str, float] | None:

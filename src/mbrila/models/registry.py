@@ -1,34 +1,45 @@
 """Presets by name, and saving / loading fitted models.
 
-``build_model("dlag", latent_spec=..., y_dims=..., T=..., engine="kalman")`` builds a preset from its name.
+``build_model("dlag", latent_spec=..., y_dims=..., T=...)`` builds a preset from its name; ``"dlag_ssm"`` is DLAG with
+``engine="kalman"``, ``"mdlag_freq"`` is MDLAG with ``engine="freq"``, and so on (an explicit ``engine=`` wins).
 Saved files are a versioned envelope around the whole model (structure, kernels, parameters and engine
 settings), so a reloaded model gives identical predictions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mbrila.models.base import MultiRegionLatentModel
+from mbrila.models.mdlag import MDLAG
 from mbrila.models.presets import ADM, DLAG, GPFA, LDS
-from mbrila.models.state_space import LatentStateSpaceModel
 
-PRESETS: dict[str, type[LatentStateSpaceModel]] = {
+#: Preset constructors by name.
+PRESETS: dict[str, Callable[..., MultiRegionLatentModel]] = {
     "gpfa": GPFA,
-    "gpfa_ssm": GPFA,
+    "gpfa_ssm": partial(GPFA, engine="kalman"),
+    "gpfa_exact": partial(GPFA, engine="exact"),
     "dlag": DLAG,
-    "dlag_ssm": DLAG,
+    "dlag_exact": partial(DLAG, engine="exact"),
+    "dlag_ssm": partial(DLAG, engine="kalman"),
     "lds": LDS,
     "adm": ADM,
+    "mdlag": MDLAG,
+    "mdlag_time": partial(MDLAG, engine="time"),
+    "mdlag_freq": partial(MDLAG, engine="freq"),
+    "mdlag_ssm": partial(MDLAG, engine="kalman"),
 }
 
 FORMAT = "mbrila-model"
 FORMAT_VERSION = 1
 
 
-def build_model(name: str, **kwargs: Any) -> LatentStateSpaceModel:
+def build_model(name: str, **kwargs: Any) -> MultiRegionLatentModel:
     """Build a preset by (case-insensitive) name; keyword arguments go to the preset's constructor."""
     key = name.lower().replace("-", "_")
     if key not in PRESETS:
@@ -36,7 +47,7 @@ def build_model(name: str, **kwargs: Any) -> LatentStateSpaceModel:
     return PRESETS[key](**kwargs)
 
 
-def save(model: LatentStateSpaceModel, path: str | Path) -> None:
+def save(model: MultiRegionLatentModel, path: str | Path) -> None:
     """Write ``model`` to ``path`` (a versioned torch file)."""
     from mbrila import __version__
 
@@ -45,7 +56,7 @@ def save(model: LatentStateSpaceModel, path: str | Path) -> None:
     )
 
 
-def load(path: str | Path, map_location: str | torch.device | None = None) -> LatentStateSpaceModel:
+def load(path: str | Path, map_location: str | torch.device | None = None) -> MultiRegionLatentModel:
     """Read a model written by :func:`save` (or ``model.save``). Only load files you trust: they hold pickles."""
     payload = torch.load(path, map_location=map_location, weights_only=False)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

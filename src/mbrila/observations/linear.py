@@ -31,6 +31,9 @@ class MultiRegionLinearObservation(nn.Module):
     R_floor: Tensor
     support: Tensor
 
+    #: What this read-out offers an engine (:mod:`mbrila.core.capabilities`).
+    capabilities = frozenset({"linear_observation"})
+
     def __init__(self, y_dims: tuple[int, ...], latent_dims: tuple[int, ...], min_var_frac: float = 0.01) -> None:
         super().__init__()
         if len(y_dims) != len(latent_dims):
@@ -61,6 +64,10 @@ class MultiRegionLinearObservation(nn.Module):
             out.append((slice(n0, n0 + n), slice(k0, k0 + k)))
             n0, k0 = n0 + n, k0 + k
         return out
+
+    def mean_loadings(self) -> tuple[Tensor, Tensor]:
+        """``(C, d)``: the loadings ``(N, Σ D_r)`` and offsets ``(N,)`` predictions are made with."""
+        return self.C, self.d
 
     def set_floor(self, y: Tensor, mask: Tensor | None) -> None:
         """Set the noise floor from the data: ``min_var_frac ·`` each neuron's variance over observed entries."""

@@ -1,21 +1,25 @@
-"""A multi-region latent model whose prior is a composition of state-space blocks.
+"""A multi-region latent model: latent blocks + delays + an observation + the engine that fits them.
 
-Generative model (trials independent)::
+Generative model (trials independent), for regions ``r`` and time steps ``t``::
 
-    s_0 ~ N(0, P0),   s_{t+1} = A_t s_t + w_t          (blocks: one per latent, block-diagonal)
-    x_t = H s_t                                        (region latents: across as seen from r, then within r)
-    y^r_t = C^r x^r_t + d^r + e_t,  e_t ~ N(0, diag R^r)
+    x_t = [x^1_t; …; x^R_t]          region r: its across latents as seen from r (delayed), then its within latents
+    x ~ a prior made of independent blocks, one per latent process:
+        a GP latent (kernel k, nugget ε), seen by its regions at t − δ^r(t), as a dense covariance
+        (:class:`~mbrila.dynamics.ExactGPLatent`) or lifted to a state-space block
+        (:class:`~mbrila.dynamics.MarkovianGPLatent`); or a free linear dynamical system
+    y^r_t = C^r x^r_t + d^r + e_t,   e_t ~ N(0, diag R^r)   (or the variational ARD read-out of mDLAG)
 
-Presets (:mod:`mbrila.models.presets`) choose the blocks (lifted GP latents with or without delays, free LDS)
-and the engine; this class only assembles them and implements the common user-facing methods.
+Presets (:mod:`mbrila.models.presets`, :mod:`mbrila.models.mdlag`) choose the blocks, the delay, the observation
+and the engine; this class assembles them and implements the user-facing methods. The engine does the inference
+(``fit``, and the posterior behind ``infer`` and ``predict``); what it needs from the model is checked by
+capability when the model is built (:mod:`mbrila.core.capabilities`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -24,12 +28,12 @@ from mbrila.core import LatentSpec, MultiRegionData
 from mbrila.core.results import FitResult, Posterior
 from mbrila.delays import Delay, NoDelay
 from mbrila.dynamics import BlockMoments, ComposedPrior, compose, expected_log_prior
-from mbrila.inference.kalman import LGSSM, SmootherResult, kalman_smoother
+from mbrila.inference.kalman import LGSSM
 from mbrila.observations.linear import MultiRegionLinearObservation
 
 
-class LatentStateSpaceModel(nn.Module):
-    """Across and within latent blocks + delays + a linear-Gaussian observation.
+class MultiRegionLatentModel(nn.Module):
+    """Across and within latent blocks + delays + an observation + an engine (see the module docstring).
 
     Parameters
     ----------
@@ -39,12 +43,18 @@ class LatentStateSpaceModel(nn.Module):
     across : one block per across latent, each with ``n_views = n_regions`` (or one free-LDS block whose
         views cover every region's across latents).
     within : per region, the blocks of its within latents.
-    delay : the delay parametrisation of the across latents.
+    delay : the delay parametrisation of the across latents (None: no delays).
     engine : the inference engine that fits the model.
+    observation : the read-out (default: a :class:`~mbrila.observations.MultiRegionLinearObservation`).
     """
 
-    #: Capabilities an engine may require (see :mod:`mbrila.models.registry`).
-    capabilities: frozenset[str] = frozenset({"state_space", "linear_observation"})
+    #: The read-out: a MultiRegionLinearObservation, or an ARDObservation for MDLAG (both expose region_blocks,
+    #: mean_loadings, at_floor and set_floor; engines use the rest by capability).
+    observation: Any
+
+    #: Capabilities a preset could also provide by building its latents in another form (a GP preset builds
+    #: dense or state-space blocks, whichever its engine asks for); used to list the engines that would work.
+    alternative_forms: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,
@@ -55,6 +65,7 @@ class LatentStateSpaceModel(nn.Module):
         within: Sequence[Sequence[nn.Module]],
         delay: Delay | None,
         engine: Any,
+        observation: nn.Module | None = None,
     ) -> None:
         super().__init__()
         y_dims = tuple(int(n) for n in y_dims)
@@ -68,9 +79,33 @@ class LatentStateSpaceModel(nn.Module):
         self.delay = delay if delay is not None else NoDelay(n_regions, self.latent_spec.n_across)
         dims = tuple(self.latent_spec.n_across + self.latent_spec.n_within_for(r) for r in range(n_regions))
         self.latent_dims = dims
-        self.observation = MultiRegionLinearObservation(y_dims, dims)
+        self.observation = observation if observation is not None else MultiRegionLinearObservation(y_dims, dims)
         self.engine = engine
         engine.check_model(self)
+
+    # ---------------------------------------------------------------- capabilities
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What this model provides to an engine (:mod:`mbrila.core.capabilities`)."""
+        blocks = [blk for blk, _, _ in self.blocks()]
+        caps = set(getattr(self.observation, "capabilities", frozenset()))
+        if all(hasattr(b, "transition") for b in blocks):
+            caps.add("state_space")
+        if blocks and all(hasattr(b, "covariance") for b in blocks):
+            caps.add("dense_gp")
+        kernels = [getattr(b, "kernel", None) for b in blocks]
+        if all(k is not None for k in kernels):
+            caps.add("kernel")
+            if all(k.has_spectral_density for k in kernels):  # type: ignore[union-attr]
+                caps.add("spectral_density")
+        if self.delay.constant:
+            caps.add("constant_delay")
+        return frozenset(caps)
+
+    @property
+    def offered_capabilities(self) -> frozenset[str]:
+        """:attr:`capabilities` plus those another latent form of this preset would provide."""
+        return self.capabilities | self.alternative_forms
 
     # ---------------------------------------------------------------- structure
     def _offsets(self) -> list[int]:
@@ -99,25 +134,47 @@ class LatentStateSpaceModel(nn.Module):
                 j += n_views
         return out
 
+    def inactive_blocks(self) -> list[int]:
+        """Indices (in :meth:`blocks` order) of blocks that no longer enter the model (none here; MDLAG lists
+        its pruned latents)."""
+        return []
+
+    def view_rows(self) -> list[list[int]]:
+        """For each block, the row of ``x`` that each of its views feeds."""
+        return [rows for _, rows, _ in self.blocks()]
+
+    def _latent_delays(self, k: int | None, T: int) -> Tensor | None:
+        return None if k is None else self.delay.latent_delays(k, T)
+
+    def _require(self, capability: str, what: str) -> None:
+        if capability not in self.capabilities:
+            raise ValueError(
+                f"{type(self).__name__}.{what} needs latent blocks with {capability!r}; this model's blocks are "
+                f"{sorted({type(b).__name__ for b, _, _ in self.blocks()})} (build it with an engine that uses them)."
+            )
+
     def block_transitions(self, T: int) -> list:
-        trans = []
-        for blk, _, k in self.blocks():
-            delays = None if k is None else self.delay.latent_delays(k, T)
-            trans.append(blk.transition(delays))  # type: ignore[operator]
-        return trans
+        self._require("state_space", "block_transitions")
+        return [blk.transition(self._latent_delays(k, T)) for blk, _, k in self.blocks()]  # type: ignore[operator]
 
     def prior(self, T: int | None = None) -> ComposedPrior:
+        """The composed state-space prior (state-space blocks only)."""
         T = self.T if T is None else T
         rows = [rows for _, rows, _ in self.blocks()]
         return compose(self.block_transitions(T), rows, sum(self.latent_dims), T)
 
+    def dense_covariances(self, T: int | None = None) -> list[Tensor]:
+        """Per block, its dense prior covariance ``(V·T, V·T)`` (dense GP blocks only; differentiable)."""
+        T = self.T if T is None else T
+        self._require("dense_gp", "dense_covariances")
+        return [blk.covariance(self._latent_delays(k, T), T) for blk, _, k in self.blocks()]  # type: ignore[operator]
+
     def lgssm(self, T: int | None = None, prior: ComposedPrior | None = None) -> LGSSM:
-        """The full linear-Gaussian state-space model (``C = C_obs H``)."""
+        """The full linear-Gaussian state-space model (``C = C_obs H``; state-space blocks, linear read-out)."""
         prior = self.prior(T) if prior is None else prior
         obs = self.observation
-        A = prior.A
         return LGSSM(
-            A=A,
+            A=prior.A,
             Q=prior.Q,
             m0=prior.P0.new_zeros(prior.P0.shape[-1]),
             P0=prior.P0,
@@ -128,12 +185,12 @@ class LatentStateSpaceModel(nn.Module):
 
     def expected_log_prior(self, moments: Any, prior_slices: Sequence[slice], T: int) -> Tensor:
         """Σ over GP blocks of the expected complete-data log prior (differentiable in kernels and delays)."""
-        total = torch.zeros((), dtype=self.observation.C.dtype, device=self.observation.C.device)
+        ref = self._reference()
+        total = torch.zeros((), dtype=ref.dtype, device=ref.device)
         for (blk, _, k), sl in zip(self.blocks(), prior_slices, strict=True):
             if not any(p.requires_grad for p in blk.parameters()) and k is None:
                 continue
-            delays = None if k is None else self.delay.latent_delays(k, T)
-            tr = blk.transition(delays)  # type: ignore[operator]
+            tr = blk.transition(self._latent_delays(k, T))  # type: ignore[operator]
             mom: BlockMoments = moments.block(sl, sum_over_time=tr.A.ndim == 2)
             total = total + expected_log_prior(tr, mom)
         return total
@@ -145,6 +202,10 @@ class LatentStateSpaceModel(nn.Module):
         params += [p for p in self.delay.parameters() if p.requires_grad]
         return params
 
+    def _reference(self) -> Tensor:
+        """A tensor with the model's dtype and device (the observation's first buffer)."""
+        return next(iter(self.observation.buffers()))
+
     # ---------------------------------------------------------------- data handling
     def _data(self, data: MultiRegionData) -> tuple[Tensor, Tensor | None]:
         if not isinstance(data, MultiRegionData):
@@ -154,7 +215,7 @@ class LatentStateSpaceModel(nn.Module):
             )
         if tuple(data.y_dims) != self.y_dims:
             raise ValueError(f"data has y_dims {tuple(data.y_dims)} but the model was built for {self.y_dims}.")
-        ref = self.observation.C
+        ref = self._reference()
         y = data.y.to(device=ref.device, dtype=ref.dtype)
         mask = None if data.mask is None else data.mask.to(ref.device)
         return y, mask
@@ -167,17 +228,17 @@ class LatentStateSpaceModel(nn.Module):
         tol: float | None = None,
         callback: Callable[[int, float], bool | None] | None = None,
         progress: bool = True,
-        init: bool | Callable[[LatentStateSpaceModel, MultiRegionData], None] = True,
+        init: bool | Callable[[MultiRegionLatentModel, MultiRegionData], None] = True,
     ) -> FitResult:
         """Initialise (unless ``init=False``), then fit with the model's engine.
 
         Parameters
         ----------
         data : training trials.
-        max_iter, tol : EM iterations and relative convergence tolerance (engine defaults when None).
+        max_iter, tol : iterations and relative convergence tolerance (engine defaults when None).
         callback : called as ``callback(k, score)`` after each E-step, while the model holds the parameters
-            ``θ_k`` that ``score`` is the log-likelihood of (``k = 0``: the initialised parameters); returning
-            True ends the fit there, leaving the model at ``θ_k``.
+            ``θ_k`` that ``score`` belongs to (``k = 0``: the initialised parameters); returning True ends the fit
+            there, leaving the model at ``θ_k``.
         progress : show a progress bar.
         init : True runs the preset's recommended initialisation (:meth:`initialize`); False keeps the current
             parameters; a callable ``init(model, data)`` runs your own.
@@ -204,12 +265,9 @@ class LatentStateSpaceModel(nn.Module):
         return None
 
     @torch.no_grad()
-    def posterior_state(
-        self, data: MultiRegionData, observed: Tensor | None = None
-    ) -> tuple[SmootherResult, ComposedPrior]:
+    def _posterior(self, data: MultiRegionData, observed: Tensor | None = None) -> Posterior:
         y, mask = self._data(data)
-        prior = self.prior(data.T)
-        model = self.lgssm(data.T, prior)
+        neurons = None
         if observed is not None:
             obs = torch.as_tensor(observed, device=y.device).bool()
             if obs.ndim == 1:
@@ -218,26 +276,18 @@ class LatentStateSpaceModel(nn.Module):
                         f"observed must be a bool (N,) = ({y.shape[-1]},) per-neuron mask or (trials, T, N); "
                         f"got shape {tuple(obs.shape)}."
                     )
-                # Dropping the hidden neurons keeps the posterior covariances shared across trials (the fast
-                # path); masking them entry by entry would give every trial its own covariance filter.
-                assert model.C is not None and model.d is not None and model.R is not None
-                model = replace(model, C=model.C[obs], d=model.d[obs], R=model.R[obs])
+                neurons = obs
                 y = y[..., obs]
                 mask = None if mask is None else mask[..., obs]
             else:
                 obs = obs.expand_as(y)
                 mask = obs if mask is None else (mask & obs)
-        post = kalman_smoother(model, y, mask, method=self.engine.method)
-        return post, prior
+        return self.engine.posterior(self, y, mask, neurons)
 
     @torch.no_grad()
     def infer(self, data: MultiRegionData) -> Posterior:
         """Posterior means and covariances of the region latents ``x`` for every trial."""
-        post, prior = self.posterior_state(data)
-        H = prior.H
-        mean = post.mean @ H.mT
-        cov = H @ post.cov @ H.mT
-        return Posterior(mean=mean, cov=cov, latent_dims=self.latent_dims, log_likelihood=post.log_likelihood)
+        return self._posterior(data)
 
     @torch.no_grad()
     def predict(self, data: MultiRegionData, observed: Tensor | None = None) -> Tensor:
@@ -247,11 +297,12 @@ class LatentStateSpaceModel(nn.Module):
         ----------
         observed : bool ``(N,)`` (per neuron) or ``(trials, T, N)``; True = used for inference. None uses all.
 
-        Returns ``(trials, T, N)`` predictions ``C E[x_t | observed] + d``.
+        Returns ``(trials, T, N)`` predictions ``C E[x_t | observed] + d`` (posterior means of ``C`` and ``d``
+        for the variational ARD read-out).
         """
-        post, prior = self.posterior_state(data, observed)
-        obs = self.observation
-        return post.mean @ (obs.C @ prior.H).mT + obs.d
+        post = self._posterior(data, observed)
+        C, d = self.observation.mean_loadings()
+        return post.mean @ C.mT + d
 
     def save(self, path: str) -> None:
         """Save the model (versioned; reload with :func:`mbrila.load`)."""
@@ -261,7 +312,11 @@ class LatentStateSpaceModel(nn.Module):
 
     @torch.no_grad()
     def delays(self) -> Tensor:
-        """``(T, n_regions, n_across)`` delays in bins (reference column 0 is zero)."""
+        """``(T, n_regions, n_across)`` delays in bins; column 0 (the reference region) is zero.
+
+        Convention: region ``r`` sees across latent ``k`` at ``t − δ_k^r(t)``, so ``δ > 0`` means region ``r``
+        lags the reference region 0.
+        """
         return self.delay.delays(self.T).detach().clone()
 
     def noise_floor_neurons(self) -> list[list[int]]:
@@ -276,7 +331,7 @@ class LatentStateSpaceModel(nn.Module):
     @torch.no_grad()
     def timescales(self) -> dict[str, Any]:
         """Kernel timescales (bins): ``{"across": (n_across,), "within": [(n_within_r,) per region]}``."""
-        ref = self.observation.C  # dtype and device of the model
+        ref = self._reference()  # dtype and device of the model
 
         def ts(blk: nn.Module) -> Tensor:
             kernel = getattr(blk, "kernel", None)
