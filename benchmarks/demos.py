@@ -28,6 +28,10 @@ from _common import machine_info, write_json
 ROOT = Path(__file__).resolve().parents[1]
 # name → (script, extra flags)
 SYNTHETIC = {
+    "dlag": ("examples/synthetic/demo_dlag.py", []),
+    "mdlag_time": ("examples/synthetic/demo_mdlag_time.py", []),
+    "mdlag_freq": ("examples/synthetic/demo_mdlag_freq.py", []),
+    "mdlag_ssm": ("examples/synthetic/demo_mdlag_ssm.py", []),
     "dlag_ssm": ("examples/synthetic/demo_dlag_ssm.py", []),
     "matern": ("examples/synthetic/demo_matern.py", []),
     "custom_kernel": ("examples/synthetic/demo_custom_kernel.py", []),
@@ -69,6 +73,9 @@ KEEP = (
     "validation_select",
     "subtract_train_psth",
     "device",
+    "n_active_latents",
+    "active_latents",
+    "ard_precisions",
 )
 
 

@@ -10,4 +10,4 @@ a DLAG-SSM on the same data for comparison: a constant delay cannot follow δ(t)
 from mbrila.experiments.cli import synthetic_demo
 
 if __name__ == "__main__":
-    synthetic_demo("adm", __doc__, scenario="adm", compare_with="dlag")
+    synthetic_demo("adm", __doc__, scenario="adm", compare_with="dlag_ssm")

@@ -28,7 +28,7 @@ class RationalQuadraticKernel(mbrila.BaseKernel):
 if __name__ == "__main__":
     mbrila.check_kernel(RationalQuadraticKernel())  # symmetric, bounded, PSD Gram: safe to fit
     synthetic_demo(
-        "dlag",
+        "dlag_ssm",
         __doc__,
         model_kwargs=lambda: {
             "kernel_factory_across": RationalQuadraticKernel,

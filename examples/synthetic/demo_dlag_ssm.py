@@ -1,6 +1,6 @@
 """DLAG-SSM on the headline synthetic scenario: 5 regions × 100 neurons, 2 across + 1 within latent per region,
-constant delays up to 3 bins. Fits ``mbrila.build_model("dlag", engine="kalman")`` with its defaults and reports
-delay RMSE (bins), reconstruction RMSE, iterations, wall time and peak memory.
+constant delays up to 3 bins. Fits ``mbrila.build_model("dlag_ssm")`` (DLAG with ``engine="kalman"``) with its
+defaults and reports delay RMSE (bins), reconstruction RMSE, iterations, wall time and peak memory.
 
     uv run python examples/synthetic/demo_dlag_ssm.py --seed 0 --out-dir outputs/synthetic/dlag_ssm
 """
@@ -8,4 +8,4 @@ delay RMSE (bins), reconstruction RMSE, iterations, wall time and peak memory.
 from mbrila.experiments.cli import synthetic_demo
 
 if __name__ == "__main__":
-    synthetic_demo("dlag", __doc__, model_kwargs=lambda: {"engine": "kalman"}, label="dlag_ssm")
+    synthetic_demo("dlag_ssm", __doc__)

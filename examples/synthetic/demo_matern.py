@@ -17,7 +17,7 @@ def true_kernels() -> list[Matern52Kernel]:
 
 if __name__ == "__main__":
     synthetic_demo(
-        "dlag",
+        "dlag_ssm",
         __doc__,
         model_kwargs=lambda: {"kernel_factory_across": Matern52Kernel, "kernel_factory_within": Matern52Kernel},
         scenario_kernels=true_kernels,

@@ -11,4 +11,4 @@ neurons on the test trials and predicts them from the rest.
 from mbrila.experiments.cli import v1v2_demo
 
 if __name__ == "__main__":
-    v1v2_demo("dlag", __doc__, model_kwargs=lambda: {"engine": "kalman"}, label="dlag_ssm")
+    v1v2_demo("dlag_ssm", __doc__)

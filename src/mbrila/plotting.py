@@ -1,4 +1,4 @@
-"""Figures every demo writes: convergence, delays (truth vs fit), latents and PSTH heatmaps.
+"""Figures every demo writes: convergence, delays (truth vs fit), latents, PSTH heatmaps and ARD activity.
 
 Each function takes arrays (numpy or torch), draws on a new :class:`matplotlib.figure.Figure` and returns it;
 pass ``path`` to also save it as PNG. Only the object-oriented matplotlib API is used, so importing or calling
@@ -161,3 +161,45 @@ def plot_psth_heatmap(
                 ax.set_xlabel("time (bins)")
         fig.colorbar(im, ax=list(axes[r]), shrink=0.8)
     return _save(fig, path)
+
+
+def plot_ard(
+    shared_fraction: Any,
+    active: Any,
+    region_names: Sequence[str] | None = None,
+    path: str | Path | None = None,
+    precisions: Any | None = None,
+) -> Figure:
+    """ARD activity of an mDLAG fit: each latent's share of each region's shared variance ``(n_regions, K)``.
+
+    Cells of active (region, latent) pairs are outlined; with ``precisions`` (the ARD precisions ``⟨α⟩``, same
+    shape) each cell is annotated with ``log10 ⟨α⟩`` (∞ for a pruned latent).
+    """
+    frac = as_numpy(shared_fraction, "shared_fraction")
+    act = as_numpy(active, "active").astype(bool)
+    R, K = frac.shape
+    names = list(region_names) if region_names is not None else [f"region {r}" for r in range(R)]
+    fig = Figure(figsize=(1.2 + 0.9 * K, 1.0 + 0.6 * R), layout="constrained")
+    ax = fig.add_subplot()
+    im = ax.imshow(frac, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    alpha = None if precisions is None else as_numpy(precisions, "precisions")
+    for r in range(R):
+        for k in range(K):
+            if act[r, k]:
+                ax.add_patch(_cell(k, r))
+            if alpha is not None:
+                val = alpha[r, k]
+                text = "∞" if not np.isfinite(val) else f"{np.log10(val):.1f}"
+                ax.text(k, r, text, ha="center", va="center", fontsize=7, color="w" if frac[r, k] > 0.5 else "k")
+    ax.set_xticks(range(K), [f"x{k + 1}" for k in range(K)])
+    ax.set_yticks(range(R), names)
+    title = "share of shared variance (outlined: active)"
+    ax.set_title(title + ("\nnumbers: log10 ARD precision" if alpha is not None else ""), fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return _save(fig, path)
+
+
+def _cell(k: int, r: int) -> Any:
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((k - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="C0", lw=2)

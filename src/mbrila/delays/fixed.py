@@ -53,7 +53,7 @@ class FixedDelay(Delay):
     def region_delays(self) -> Tensor:
         """``(n_regions, n_across)`` with row 0 zero."""
         d = bounded(self.raw_delay, self.max_delay)
-        return torch.cat([torch.zeros_like(d[:1]), d], 0)
+        return torch.cat([d.new_zeros(1, self.n_across), d], 0)
 
     def delays(self, T: int) -> Tensor:
         return self.region_delays().expand(T, self.n_regions, self.n_across)

@@ -6,7 +6,10 @@ stacked view-major, ``z = [z^0(0 … T−1); …; z^{V−1}(0 … T−1)]`` (``V
     Cov(z^v(t), z^w(t')) = (1 − ε) k((t − δ^v(t)) − (t' − δ^w(t'))) + ε 1[v = w, t = t']
 
 — the same kernel, delay convention and nugget ``ε`` as the AR(P) lift of :mod:`mbrila.dynamics.lift`, so the two
-describe one model (the lift reproduces this covariance exactly when ``P = T − 1``). The expected complete-data
+describe one model (the lift reproduces this covariance exactly when ``P = T − 1``). A single-view latent whose
+kernel has an exact SDE form is lifted by that SDE, which carries the smooth part ``(1 − ε) k`` and no white part;
+its dense covariance is then ``(1 − ε) k`` too (``exact_sde=False`` keeps the white part), so that here as well
+both forms are one model. The expected complete-data
 log prior needed by EM is ``E[log N(z; 0, K)] = −½ (n log|2πK| + tr(K⁻¹ S))`` with ``S = Σ_trials E[z zᵀ]``.
 """
 
@@ -28,9 +31,11 @@ class ExactGPLatent(nn.Module):
     kernel : the latent's kernel (its parameters, e.g. the timescale, are learned).
     n_views : ``V``, the regions that observe this latent (1 for a within latent).
     eps : GP nugget ``ε`` in ``[0, 1)`` (DLAG's convention, fixed): keeps ``K`` well conditioned.
+    exact_sde : match the state-space form's exact SDE for a single-view latent with an SDE kernel (module
+        docstring): no white part.
     """
 
-    def __init__(self, kernel: BaseKernel, n_views: int = 1, eps: float = 1e-3) -> None:
+    def __init__(self, kernel: BaseKernel, n_views: int = 1, eps: float = 1e-3, exact_sde: bool = True) -> None:
         super().__init__()
         if not isinstance(kernel, BaseKernel):
             raise ValueError(f"kernel must be a mbrila.kernels.BaseKernel; got {type(kernel).__name__}.")
@@ -41,6 +46,12 @@ class ExactGPLatent(nn.Module):
         self.kernel = kernel
         self.n_views = int(n_views)
         self.eps = float(eps)
+        self.white = not (exact_sde and self.n_views == 1 and kernel.has_sde_form)
+
+    @property
+    def nugget(self) -> float:
+        """Variance of the white part on each view: ``ε``, or 0 for an SDE-form single-view latent."""
+        return self.eps if self.white else 0.0
 
     def sample_times(self, delays: Tensor | None, T: int) -> Tensor:
         """``(V, T)`` delayed sample times ``t − δ^v(t)``; ``delays`` is ``(V,)``, ``(T, V)`` or None (no delay)."""
@@ -58,11 +69,11 @@ class ExactGPLatent(nn.Module):
         s = self.sample_times(delays, T).reshape(-1)
         tau = s[:, None] - s[None, :]
         eye = torch.eye(s.shape[0], dtype=s.dtype, device=s.device)
-        return (1.0 - self.eps) * self.kernel.cov(tau) + self.eps * eye
+        return (1.0 - self.eps) * self.kernel.cov(tau) + self.nugget * eye
 
     def spectral_density(self, omega: Tensor) -> Tensor:
-        """``(1 − ε) S(ω) + ε``: the spectral density of the latent with its nugget (ω in radians per bin)."""
-        return (1.0 - self.eps) * self.kernel.spectral_density(omega) + self.eps
+        """``(1 − ε) S(ω) + nugget``: the spectral density of one view with its white part (ω in radians per bin)."""
+        return (1.0 - self.eps) * self.kernel.spectral_density(omega) + self.nugget
 
     def _reference_tensor(self) -> Tensor:
         for p in self.kernel.parameters():

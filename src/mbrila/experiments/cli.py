@@ -98,6 +98,15 @@ def synthetic_figures(run: SyntheticRun, out_dir: Path) -> list[str]:
     if fitted.shape[-1]:
         plotting.plot_latents(fitted, true, path=out_dir / "latents.png", title="across latents seen by region 0")
         names.append("latents.png")
+    if hasattr(run.model, "active_latents"):
+        plotting.plot_ard(
+            run.model.shared_variance_fraction().cpu(),
+            run.model.active_latents().cpu(),
+            run.data.region_names,
+            out_dir / "ard.png",
+            precisions=run.model.ard_precisions().cpu(),
+        )
+        names.append("ard.png")
     plotting.plot_psth_heatmap(
         run.data.y,
         run.prediction,
@@ -116,6 +125,7 @@ def synthetic_demo(
     scenario: str = "dlag",
     model_kwargs: Callable[[], dict[str, Any]] | None = None,
     scenario_kernels: Callable[[], Sequence[Any]] | None = None,
+    latent_spec: LatentSpec | None = None,
     compare_with: str | None = None,
     label: str | None = None,
     argv: Sequence[str] | None = None,
@@ -128,6 +138,7 @@ def synthetic_demo(
     scenario : headline scenario kind (``--delay-shape`` changes its delay shape).
     model_kwargs : returns extra preset arguments, e.g. ``{"kernel_factory_across": MyKernel}``.
     scenario_kernels : returns the true kernels for the scenario (RBF at the headline timescales when None).
+    latent_spec : the model's latent counts (default: the scenario's; mDLAG demos start with more latents).
     compare_with : another preset fitted to the same data (``--no-compare`` skips it); its scores are added to
         the summary under ``compare`` and its delays to the figure.
     label : the ``method`` written to the summary (default ``model_name``), e.g. ``"dlag_ssm_matern52"``.
@@ -154,6 +165,7 @@ def synthetic_demo(
         seed=args.seed,
         scenario_overrides=overrides,
         model_kwargs=model_kwargs() if model_kwargs else None,
+        latent_spec=latent_spec,
         max_iter=args.max_iter,
         tol=args.tol,
         device=device,
@@ -192,7 +204,16 @@ def synthetic_demo(
     print(f"{label} on the {summary['scenario']} scenario (seed {args.seed}, {device}, {args.dtype}):")
     _print(
         summary,
-        ["delay_rmse", "y_rmse", "noise_floor_rmse", "n_iter", "converged", "wall_time_s", "peak_memory_mb"],
+        [
+            "delay_rmse",
+            "y_rmse",
+            "noise_floor_rmse",
+            "n_active_latents",
+            "n_iter",
+            "converged",
+            "wall_time_s",
+            "peak_memory_mb",
+        ],
     )
     if "compare" in summary:
         c = summary["compare"]

@@ -1,13 +1,18 @@
-"""The circulant approximation of a stationary GP on ``L`` time bins, in the frequency domain.
+"""The circulant (periodic) approximation of stationary delayed GPs, in the frequency domain.
 
-Treating a trial as one period of a periodic signal makes the GP covariance circulant, ``Σ = Fᴴ diag(S) F`` with
-``F`` the unitary DFT and ``S_j = S(ω_j)`` the kernel's spectral density at ``ω_j = 2π j / L`` (radians per bin, in
-``torch.fft.fftfreq`` order). A delay ``δ`` is then the operator ``Fᴴ diag(e^{−iω_j δ}) F``: a circular shift by
-``δ`` bins (fractional shifts by band-limited interpolation). At the Nyquist bin of an even ``L`` the two halves of
-the spectrum meet, and only the real part ``cos(π δ)`` keeps the shifted signal real; we use it, so every
-operator here maps real signals to real signals and the model stays an exact real Gaussian model. The
-approximation error of the circulant covariance is confined to the trial's edges (lags near ``L``), so it
-vanishes relative to ``L`` as trials grow.
+On a circle of ``L`` bins a stationary GP has a circulant covariance, ``Σ = Fᴴ diag(S) F`` with ``F`` the unitary
+DFT and ``S_j = S(ω_j)`` the kernel's spectral density at ``ω_j = 2π · fftfreq(L)_j`` (radians per bin). A latent seen
+by ``R`` regions with delays ``δ^r`` and a per-view nugget ``ε`` (the model of :mod:`mbrila.dynamics.exact_gp`) has,
+at each frequency, the ``R × R`` cross-spectrum
+
+    Σ_ω = (1 − ε) S(ω) q_ω q_ωᴴ + ε I,     q_ω[r] = e^{−iω δ^r}
+
+a rank-one term plus a scaled identity, so its inverse and determinant are closed form (Sherman–Morrison). At the
+Nyquist bin of an even ``L`` the two halves of the spectrum meet and only ``Re e^{−iπδ} = cos(πδ)`` keeps the
+delayed signal real; we use it there, so every operator maps real signals to real signals and the model is an exact
+real Gaussian model. On the circle, the covariance between lags ``τ`` and ``τ − L`` is shared (wrap-around); the
+engine observes only ``T ≤ L`` consecutive bins, so that a gap of ``L − T`` unobserved bins separates the trial's
+two ends.
 """
 
 from __future__ import annotations
@@ -23,16 +28,43 @@ def angular_frequencies(L: int, dtype: torch.dtype, device: torch.device) -> Ten
     return 2 * math.pi * torch.fft.fftfreq(L, dtype=dtype, device=device)
 
 
-def delay_operator(omega: Tensor, delays: Tensor) -> Tensor:
+def delay_phases(omega: Tensor, delays: Tensor) -> Tensor:
     """``(R, L, K)`` complex ``e^{−iω δ}`` for delays ``(R, K)`` in bins (real part only at an even ``L``'s Nyquist bin)."""
     phase = -omega[None, :, None] * delays[:, None, :]
-    Q = torch.polar(torch.ones_like(phase), phase)
+    q = torch.polar(torch.ones_like(phase), phase)
     L = omega.shape[0]
     if L % 2 == 0:
         nyq = torch.zeros(L, dtype=torch.bool, device=omega.device)
         nyq[L // 2] = True
-        Q = torch.where(nyq[None, :, None], Q.real.to(Q.dtype), Q)
-    return Q
+        q = torch.where(nyq[None, :, None], q.real.to(q.dtype), q)
+    return q
+
+
+def rank_one_plus_identity(a: Tensor, q: Tensor, eps: float) -> tuple[Tensor, Tensor]:
+    """Inverse and log-determinant of ``Σ = a q qᴴ + ε I`` (``a ≥ 0`` real ``(...,)``, ``q (..., R)`` complex).
+
+    Returns ``Σ⁻¹ (..., R, R)`` and ``log|Σ| (...)``.
+    """
+    R = q.shape[-1]
+    qq = (q.conj() * q).real.sum(-1)
+    denom = eps + a * qq
+    eye = torch.eye(R, dtype=q.dtype, device=q.device)
+    inv = (eye - (a / denom)[..., None, None] * (q[..., :, None] * q.conj()[..., None, :])) / eps
+    return inv, (R - 1) * math.log(eps) + torch.log(denom)
+
+
+def expected_log_density(a: Tensor, q: Tensor, eps: float, W: Tensor, n: int) -> Tensor:
+    """``Σ_ω [−½ n log|Σ_ω| − ½ tr(Σ_ω⁻¹ W_ω)]`` (constants dropped) for ``Σ_ω = a q qᴴ + ε I``.
+
+    ``W (..., R, R)`` are the summed second moments ``Σ_trials E[x_ω x_ωᴴ]``; differentiable in ``a`` and ``q``.
+    """
+    qq = (q.conj() * q).real.sum(-1)
+    denom = eps + a * qq
+    trW = W.diagonal(dim1=-2, dim2=-1).real.sum(-1)
+    qWq = torch.einsum("...r,...rs,...s->...", q.conj(), W, q).real
+    trace = (trW - a * qWq / denom) / eps
+    logdet = (q.shape[-1] - 1) * math.log(eps) + torch.log(denom)
+    return -0.5 * (n * logdet + trace).sum()
 
 
 def unitary_fft(x: Tensor, dim: int = -2) -> Tensor:

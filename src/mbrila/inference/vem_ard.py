@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
 from torch import Tensor
 
 from mbrila.core.capabilities import register_engine
@@ -151,16 +152,33 @@ class VEMKalmanARDEngine(_ARDEngine):
 
     def q_x(self, model: Any, y: Tensor, mask: Tensor | None, J: Tensor, h: Tensor) -> LatentPosterior:
         T = y.shape[1]
-        prior = model.prior(T)
+        skip = model.inactive_blocks()  # pruned latents: zero loadings, posterior = prior; left out of the state
+        prior = model.prior(T, skip)
         H = prior.H
         params = LGSSM(A=prior.A, Q=prior.Q, m0=prior.P0.new_zeros(prior.P0.shape[-1]), P0=prior.P0)
         post = kalman_smoother(params, J=H.mT @ J @ H, h=h @ H, method=resolve_method(self.method, y.device))
         moments = StateMoments.from_posterior(post)
         mean = post.mean @ H.mT
         cov = H @ post.cov @ H.mT
+        if skip:
+            cov = cov + _prior_marginals(model, skip, T, cov)
         second = H @ moments.second @ H.mT if mask is None else cov + mean.unsqueeze(-1) * mean.unsqueeze(-2)
-        return LatentPosterior(mean, second, cov, post.log_likelihood, (prior, moments))
+        return LatentPosterior(mean, second, cov, post.log_likelihood, (prior, moments, skip))
 
     def _prior_objective(self, model: MultiRegionLatentModel, state: Any, stats: LatentPosterior) -> Any:
-        prior, moments = stats.extra
-        return (lambda: model.expected_log_prior(moments, prior.slices, state.T)), (moments.n_trials, state.T)
+        prior, moments, skip = stats.extra
+        objective = lambda: model.expected_log_prior(moments, prior.slices, state.T, skip)  # noqa: E731
+        return objective, (moments.n_trials, state.T)
+
+
+def _prior_marginals(model: Any, skip: list[int], T: int, like: Tensor) -> Tensor:
+    """``(1, T, K, K)``: the prior covariance at each step of the rows of ``x`` fed by the blocks in ``skip``."""
+    out = like.new_zeros(1, T, like.shape[-1], like.shape[-1])
+    blocks = model.blocks()
+    for b in skip:
+        blk, rows, k = blocks[b]
+        tr = blk.transition(None if k is None else model.delay.latent_delays(k, T))
+        idx = torch.as_tensor(rows, device=like.device)
+        # The lifted prior is stationary for constant delays: every step has the first state's marginal.
+        out[..., idx[:, None], idx[None, :]] = (tr.H @ tr.P0 @ tr.H.mT).detach()
+    return out

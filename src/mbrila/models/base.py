@@ -32,6 +32,22 @@ from mbrila.inference.kalman import LGSSM
 from mbrila.observations.linear import MultiRegionLinearObservation
 
 
+def _check_dims(y_dims: Sequence[int], T: int) -> tuple[int, ...]:
+    """``y_dims`` as a tuple of positive ints (and ``T`` a positive int), else a ``ValueError`` saying which."""
+    try:
+        dims = tuple(int(n) for n in y_dims)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"y_dims must list the number of neurons of each region; got {y_dims!r}.") from err
+    if not dims or any(n < 1 or n != m for n, m in zip(dims, y_dims, strict=True)):
+        raise ValueError(
+            f"y_dims must list a positive neuron count per region; got {tuple(y_dims)}. A region without neurons "
+            "has nothing to fit: leave it out."
+        )
+    if isinstance(T, bool) or int(T) != T or T < 1:
+        raise ValueError(f"T must be a positive number of time bins; got {T!r}.")
+    return dims
+
+
 class MultiRegionLatentModel(nn.Module):
     """Across and within latent blocks + delays + an observation + an engine (see the module docstring).
 
@@ -68,7 +84,7 @@ class MultiRegionLatentModel(nn.Module):
         observation: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        y_dims = tuple(int(n) for n in y_dims)
+        y_dims = _check_dims(y_dims, T)
         n_regions = len(y_dims)
         self.latent_spec = latent_spec.for_regions(n_regions)
         self.y_dims = y_dims
@@ -153,15 +169,19 @@ class MultiRegionLatentModel(nn.Module):
                 f"{sorted({type(b).__name__ for b, _, _ in self.blocks()})} (build it with an engine that uses them)."
             )
 
-    def block_transitions(self, T: int) -> list:
-        self._require("state_space", "block_transitions")
-        return [blk.transition(self._latent_delays(k, T)) for blk, _, k in self.blocks()]  # type: ignore[operator]
+    def _active_blocks(self, skip: Sequence[int]) -> list[tuple[nn.Module, list[int], int | None]]:
+        return [b for i, b in enumerate(self.blocks()) if i not in set(skip)]
 
-    def prior(self, T: int | None = None) -> ComposedPrior:
-        """The composed state-space prior (state-space blocks only)."""
+    def block_transitions(self, T: int, skip: Sequence[int] = ()) -> list:
+        self._require("state_space", "block_transitions")
+        return [blk.transition(self._latent_delays(k, T)) for blk, _, k in self._active_blocks(skip)]  # type: ignore[operator]
+
+    def prior(self, T: int | None = None, skip: Sequence[int] = ()) -> ComposedPrior:
+        """The composed state-space prior (state-space blocks only), without the blocks listed in ``skip``
+        (their rows of ``x`` are then read out as zero)."""
         T = self.T if T is None else T
-        rows = [rows for _, rows, _ in self.blocks()]
-        return compose(self.block_transitions(T), rows, sum(self.latent_dims), T)
+        rows = [rows for _, rows, _ in self._active_blocks(skip)]
+        return compose(self.block_transitions(T, skip), rows, sum(self.latent_dims), T)
 
     def dense_covariances(self, T: int | None = None) -> list[Tensor]:
         """Per block, its dense prior covariance ``(V·T, V·T)`` (dense GP blocks only; differentiable)."""
@@ -183,11 +203,14 @@ class MultiRegionLatentModel(nn.Module):
             R=obs.R,
         )
 
-    def expected_log_prior(self, moments: Any, prior_slices: Sequence[slice], T: int) -> Tensor:
-        """Σ over GP blocks of the expected complete-data log prior (differentiable in kernels and delays)."""
+    def expected_log_prior(
+        self, moments: Any, prior_slices: Sequence[slice], T: int, skip: Sequence[int] = ()
+    ) -> Tensor:
+        """Σ over GP blocks of the expected complete-data log prior (differentiable in kernels and delays), for a
+        prior composed without the blocks in ``skip``."""
         ref = self._reference()
         total = torch.zeros((), dtype=ref.dtype, device=ref.device)
-        for (blk, _, k), sl in zip(self.blocks(), prior_slices, strict=True):
+        for (blk, _, k), sl in zip(self._active_blocks(skip), prior_slices, strict=True):
             if not any(p.requires_grad for p in blk.parameters()) and k is None:
                 continue
             tr = blk.transition(self._latent_delays(k, T))  # type: ignore[operator]

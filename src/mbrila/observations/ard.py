@@ -214,27 +214,37 @@ class ARDObservation(nn.Module):
 
     # ------------------------------------------------------------------ what q(X) needs
     def information(
-        self, y: Tensor, mask: Tensor | None, neurons: Tensor | None = None, stats: dict[str, Tensor] | None = None
+        self,
+        y: Tensor,
+        mask: Tensor | None,
+        neurons: Tensor | None = None,
+        stats: dict[str, Tensor] | None = None,
+        columns: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(J, h, c)`` with ``E_q[log p(y | x)] = c + Σ_t (h_tᵀ x_t − ½ x_tᵀ J_t x_t)`` per trial.
 
         ``J`` is ``(R·K, R·K)`` (block-diagonal over regions) without a mask, else ``(B, T, R·K, R·K)``; ``h``
         ``(B, T, R·K)``; ``c (B,)``. ``neurons`` (bool ``(N,)``) restricts the read-out to some neurons, and then
         ``y``/``mask`` hold only those. ``stats`` (:meth:`data_statistics` of the same ``y``) saves recomputing
-        the per-trial sums.
+        the per-trial sums. ``columns`` (long, into ``R·K``) returns ``J`` and ``h`` on those latent columns only
+        (the others must have zero loadings, as pruned latents do, so that ``c`` is unchanged).
         """
         keep = torch.ones(self.C_mean.shape[0], dtype=torch.bool, device=y.device) if neurons is None else neurons
         C, d, dv = self.C_mean[keep], self.d_mean[keep], self.d_var[keep]
+        cols = torch.arange(C.shape[1], device=y.device) if columns is None else columns
+        C = C[:, cols]
         phi, log_phi = self.phi_mean()[keep], (torch.digamma(self.phi_a) - torch.log(self.phi_b))[keep]
         cc = self.c_second()[keep]
         region = self._region_of_neuron()[keep]
-        Kx = C.shape[1]
+        K_all = self.C_mean.shape[1]
         # ⟨φ_n⟩⟨c_n c_nᵀ⟩ placed on neuron n's own region block, flattened to (n, Kx²).
         outer = torch.zeros(
             C.shape[0], len(self.y_dims), self.K, len(self.y_dims), self.K, dtype=y.dtype, device=y.device
         )
         idx = torch.arange(C.shape[0], device=y.device)
         outer[idx, region, :, region, :] = cc
+        outer = outer.reshape(C.shape[0], K_all, K_all)[:, cols][:, :, cols]
+        Kx = cols.shape[0]
         outer = outer.reshape(C.shape[0], Kx * Kx)
         log_term = 0.5 * (log_phi - math.log(2 * math.pi))
         dd = d**2 + dv
