@@ -23,6 +23,16 @@ from torch import Tensor, nn
 from mbrila.kernels import BaseKernel
 
 
+def check_gp_latent(kernel: BaseKernel, n_views: int, eps: float) -> None:
+    """The arguments every GP latent block checks: a :class:`BaseKernel`, at least one view, a nugget in [0, 1)."""
+    if not isinstance(kernel, BaseKernel):
+        raise ValueError(f"kernel must be a mbrila.kernels.BaseKernel; got {type(kernel).__name__}.")
+    if n_views < 1:
+        raise ValueError(f"n_views must be at least 1; got {n_views}.")
+    if not 0.0 <= eps < 1.0:
+        raise ValueError(f"eps (the GP nugget) must lie in [0, 1); got {eps}.")
+
+
 class ExactGPLatent(nn.Module):
     """One GP latent with a dense covariance over the trial (see the module docstring).
 
@@ -37,12 +47,7 @@ class ExactGPLatent(nn.Module):
 
     def __init__(self, kernel: BaseKernel, n_views: int = 1, eps: float = 1e-3, exact_sde: bool = True) -> None:
         super().__init__()
-        if not isinstance(kernel, BaseKernel):
-            raise ValueError(f"kernel must be a mbrila.kernels.BaseKernel; got {type(kernel).__name__}.")
-        if n_views < 1:
-            raise ValueError(f"n_views must be at least 1; got {n_views}.")
-        if not 0.0 <= eps < 1.0:
-            raise ValueError(f"eps (the GP nugget) must lie in [0, 1); got {eps}.")
+        check_gp_latent(kernel, n_views, eps)
         self.kernel = kernel
         self.n_views = int(n_views)
         self.eps = float(eps)

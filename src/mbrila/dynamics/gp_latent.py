@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from mbrila.dynamics.block import BlockTransition
+from mbrila.dynamics.exact_gp import check_gp_latent
 from mbrila.dynamics.lift import lift
 from mbrila.kernels import BaseKernel, discretize_sde
 
@@ -33,14 +34,9 @@ class MarkovianGPLatent(nn.Module):
         self, kernel: BaseKernel, n_views: int = 1, order: int = 4, eps: float = 1e-3, exact_sde: bool = True
     ) -> None:
         super().__init__()
-        if not isinstance(kernel, BaseKernel):
-            raise ValueError(f"kernel must be a mbrila.kernels.BaseKernel; got {type(kernel).__name__}.")
-        if n_views < 1:
-            raise ValueError(f"n_views must be at least 1; got {n_views}.")
+        check_gp_latent(kernel, n_views, eps)
         if order < 1:
             raise ValueError(f"order (the AR order P) must be at least 1; got {order}.")
-        if not 0.0 <= eps < 1.0:
-            raise ValueError(f"eps (the GP nugget) must lie in [0, 1); got {eps}.")
         self.kernel = kernel
         self.n_views = n_views
         self.order = order
