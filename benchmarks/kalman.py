@@ -1,6 +1,6 @@
 """Benchmark the Kalman smoother: mbrila sequential vs parallel scan, and dynamax's two smoothers.
 
-    uv sync --extra dev --extra bench          # jax + dynamax, for the side-by-side columns
+    uv sync --extra bench                      # jax + dynamax, for the side-by-side columns
     uv run python benchmarks/kalman.py          # headline shape, then the sweep; writes benchmarks/results/kalman.json
     uv run python benchmarks/kalman.py --headline-only
     uv run python benchmarks/kalman.py --quick  # a tiny sweep, for smoke tests
