@@ -4,7 +4,9 @@
     uv run python benchmarks/demos.py --only dlag_ssm,adm   # a subset
     uv run python benchmarks/demos.py --seeds 0,1,2         # synthetic demos on several data seeds
 
-A run replaces the rows of the demos it ran in the output file and keeps the rest.
+A run replaces the rows of the demos it ran in the output file and keeps the rest, and keeps each demo's whole
+``summary.json`` under ``benchmarks/results/runs/<demo>[_seed<k>]/`` (what the README's results table and
+``examples/v1v2/compare_v1v2_runs.py`` read).
 
 Each demo runs as its own process (so its peak RSS is its own) exactly as a user would start it, with
 ``--no-progress``; the numbers are read back from the ``summary.json`` it writes. Nothing is asserted.
@@ -47,8 +49,13 @@ SYNTHETIC = {
 # selected on the validation trials, to show what the selection changes; the "_train_psth" rows fit residuals
 # from the training PSTH.
 V1V2 = {
+    "v1v2_dlag": ("examples/v1v2/demo_dlag.py", []),
     "v1v2_dlag_ssm": ("examples/v1v2/demo_dlag_ssm.py", []),
     "v1v2_adm": ("examples/v1v2/demo_adm.py", []),
+    "v1v2_mdlag_time": ("examples/v1v2/demo_mdlag_time.py", []),
+    "v1v2_mdlag_freq": ("examples/v1v2/demo_mdlag_freq.py", []),
+    "v1v2_mdlag_ssm": ("examples/v1v2/demo_mdlag_ssm.py", []),
+    "v1v2_custom_kernel": ("examples/v1v2/demo_custom_kernel.py", []),
     "v1v2_dlag_ssm_last_iterate": ("examples/v1v2/demo_dlag_ssm.py", ["--no-validation-select"]),
     "v1v2_adm_last_iterate": ("examples/v1v2/demo_adm.py", ["--no-validation-select"]),
     # A different model (time-varying mean = the training PSTH), reported beside the like-for-like rows.
@@ -76,10 +83,15 @@ KEEP = (
     "n_active_latents",
     "active_latents",
     "ard_precisions",
+    "baselines",
+    "std_ddof",
 )
 
 
-def run_demo(script: str, args: list[str]) -> dict[str, Any]:
+RUNS = Path(__file__).resolve().parent / "results" / "runs"
+
+
+def run_demo(script: str, args: list[str], keep_as: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, str(ROOT / script), "--no-progress", "--out-dir", out, *args]
         t0 = time.perf_counter()
@@ -87,7 +99,10 @@ def run_demo(script: str, args: list[str]) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
         if proc.returncode != 0:
             return {"status": f"failed (exit {proc.returncode})", "stderr_tail": proc.stderr[-2000:]}
-        summary = json.loads((Path(out) / "summary.json").read_text())
+        text = (Path(out) / "summary.json").read_text()
+        summary = json.loads(text)
+        (RUNS / keep_as).mkdir(parents=True, exist_ok=True)
+        (RUNS / keep_as / "summary.json").write_text(text)
     rec = {k: summary[k] for k in KEEP if k in summary}
     rec.update({k: v for k, v in summary.items() if k.startswith("holdout_psth")})
     rec["process_wall_time_s"] = elapsed  # start-up, data and figures included
@@ -111,14 +126,15 @@ def main() -> None:
             rec = {
                 "demo": name,
                 "seed": int(seed),
-                **run_demo(script, ["--seed", seed, "--device", args.device, *flags]),
+                **run_demo(script, ["--seed", seed, "--device", args.device, *flags], f"{name}_seed{seed}"),
             }
             records.append(rec)
             print(json.dumps({k: rec.get(k) for k in ("demo", "seed", "delay_rmse", "y_rmse", "wall_time_s")}))
     for name, (script, flags) in V1V2.items():
         if name not in wanted:
             continue
-        rec = {"demo": name, **run_demo(script, ["--split-seeds", args.split_seeds, "--device", args.device, *flags])}
+        run_args = ["--split-seeds", args.split_seeds, "--device", args.device, *flags]
+        rec = {"demo": name, **run_demo(script, run_args, name)}
         records.append(rec)
         print(json.dumps({k: v for k, v in rec.items() if k.startswith("holdout") or k in ("demo", "wall_time_s")}))
     if args.out.exists():  # a partial run (--only) replaces its own rows and keeps the others

@@ -7,7 +7,7 @@ a DLAG-SSM on the same data for comparison: a constant delay cannot follow δ(t)
     uv run python examples/synthetic/demo_adm.py --delay-shape sine
 """
 
-from mbrila.experiments.cli import synthetic_demo
+from mbrila.experiments.cli import run_synthetic_demo
 
 if __name__ == "__main__":
-    synthetic_demo("adm", __doc__, scenario="adm", compare_with="dlag_ssm")
+    run_synthetic_demo("adm", __doc__)

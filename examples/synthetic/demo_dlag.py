@@ -7,7 +7,7 @@ and memory.
     uv run python examples/synthetic/demo_dlag.py --seed 0 --out-dir outputs/synthetic/dlag
 """
 
-from mbrila.experiments.cli import synthetic_demo
+from mbrila.experiments.cli import run_synthetic_demo
 
 if __name__ == "__main__":
-    synthetic_demo("dlag", __doc__, scenario="dlag_exact")
+    run_synthetic_demo("dlag", __doc__)

@@ -5,7 +5,7 @@ defaults and reports delay RMSE (bins), reconstruction RMSE, iterations, wall ti
     uv run python examples/synthetic/demo_dlag_ssm.py --seed 0 --out-dir outputs/synthetic/dlag_ssm
 """
 
-from mbrila.experiments.cli import synthetic_demo
+from mbrila.experiments.cli import run_synthetic_demo
 
 if __name__ == "__main__":
-    synthetic_demo("dlag_ssm", __doc__)
+    run_synthetic_demo("dlag_ssm", __doc__)

@@ -3,7 +3,7 @@
 uv run python examples/synthetic/demo_gpfa_ssm.py --out-dir outputs/synthetic/gpfa_ssm
 """
 
-from mbrila.experiments.cli import synthetic_demo
+from mbrila.experiments.cli import run_synthetic_demo
 
 if __name__ == "__main__":
-    synthetic_demo("gpfa", __doc__, label="gpfa_ssm")
+    run_synthetic_demo("gpfa_ssm", __doc__)

@@ -3,7 +3,7 @@
 uv run python examples/synthetic/demo_lds.py --out-dir outputs/synthetic/lds
 """
 
-from mbrila.experiments.cli import synthetic_demo
+from mbrila.experiments.cli import run_synthetic_demo
 
 if __name__ == "__main__":
-    synthetic_demo("lds", __doc__)
+    run_synthetic_demo("lds", __doc__)

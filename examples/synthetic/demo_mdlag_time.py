@@ -8,8 +8,7 @@ adds the active-latent table and the ARD precisions (figure ``ard.png``).
     uv run python examples/synthetic/demo_mdlag_time.py --seed 0 --out-dir outputs/synthetic/mdlag_time
 """
 
-from mbrila import LatentSpec
-from mbrila.experiments.cli import synthetic_demo
+from mbrila.experiments.cli import run_synthetic_demo
 
 if __name__ == "__main__":
-    synthetic_demo("mdlag_time", __doc__, scenario="mdlag", latent_spec=LatentSpec(n_across=4))
+    run_synthetic_demo("mdlag_time", __doc__)

@@ -5,7 +5,7 @@ Same protocol, flags and summary keys as ``demo_dlag_ssm.py``.
     uv run python examples/v1v2/demo_adm.py --split-seeds 0,1,2
 """
 
-from mbrila.experiments.cli import v1v2_demo
+from mbrila.experiments.cli import run_v1v2_demo
 
 if __name__ == "__main__":
-    v1v2_demo("adm", __doc__)
+    run_v1v2_demo("adm", __doc__)

@@ -8,7 +8,7 @@ neurons on the test trials and predicts them from the rest.
     uv run python examples/v1v2/demo_dlag_ssm.py --split-seeds 0,1,2  # the published protocol
 """
 
-from mbrila.experiments.cli import v1v2_demo
+from mbrila.experiments.cli import run_v1v2_demo
 
 if __name__ == "__main__":
-    v1v2_demo("dlag_ssm", __doc__)
+    run_v1v2_demo("dlag_ssm", __doc__)

@@ -80,6 +80,7 @@ def plot_delays(
         if t is not None:
             parts.append(t[:, :, k].ravel())
         vals = np.concatenate(parts)
+        vals = vals[np.isfinite(vals)]  # NaN: a latent an ARD fit switched off in that region
         pad = 0.1 * float(np.ptp(vals)) + 0.25
         ylim = (float(vals.min()) - pad, float(vals.max()) + pad)
         for r in range(1, R):
@@ -87,6 +88,8 @@ def plot_delays(
             if t is not None:
                 ax.plot(time, t[:, r, k], color="k", lw=2, label="truth")
             ax.plot(time, f[:, r, k], color="C3", lw=1.5, ls="--", label="fit")
+            if not np.isfinite(f[:, r, k]).any():
+                ax.text(0.5, 0.5, "inactive here", transform=ax.transAxes, ha="center", va="center", fontsize=8)
             ax.set_ylim(ylim)
             ax.set_title(f"latent {k + 1}: {names[r]} vs {names[0]}", fontsize=9)
             ax.set_xlabel("time (bins)")
@@ -103,23 +106,81 @@ def plot_latents(
     trial: int = 0,
     path: str | Path | None = None,
     title: str = "latents",
+    sd: Any | None = None,
 ) -> Figure:
-    """One trial's latents ``(trials, T, K)``: the posterior means, and the matched truth when given."""
+    """One trial's latents ``(trials, T, K)``: the posterior means (with ``± 2 sd`` bands when ``sd``, the posterior
+    standard deviations of the same shape, is given), and the matched truth when given."""
     f = as_numpy(fitted, "fitted latents")[trial]
     t = None if true is None else as_numpy(true, "true latents")[trial]
+    s = None if sd is None else as_numpy(sd, "sd")[trial]
     K = f.shape[-1]
     fig = Figure(figsize=(6, 1.6 * max(K, 1) + 0.6), layout="constrained")
     axes = fig.subplots(max(K, 1), 1, squeeze=False, sharex=True)
+    time = np.arange(f.shape[0])
     for k in range(K):
         ax = axes[k, 0]
+        if s is not None:
+            ax.fill_between(time, f[:, k] - 2 * s[:, k], f[:, k] + 2 * s[:, k], color="C0", alpha=0.2, lw=0)
         if t is not None:
-            ax.plot(t[:, k], color="k", lw=2, label="truth")
-        ax.plot(f[:, k], color="C0", lw=1.5, label="posterior mean")
+            ax.plot(time, t[:, k], color="k", lw=2, label="truth")
+        ax.plot(time, f[:, k], color="C0", lw=1.5, label="posterior mean" + (" ± 2 sd" if s is not None else ""))
         ax.set_ylabel(f"x{k + 1}")
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time (bins)")
     axes[0, 0].legend(fontsize=8, loc="upper right")
     axes[0, 0].set_title(f"{title} (trial {trial})")
+    return _save(fig, path)
+
+
+def plot_cosmoothing(
+    y_true: Any,
+    y_pred: Any,
+    heldout: Any,
+    y_dims: Sequence[int],
+    region_names: Sequence[str] | None = None,
+    baseline: Any | None = None,
+    n_neurons: int = 3,
+    trial: int = 0,
+    path: str | Path | None = None,
+) -> Figure:
+    """Co-smoothing reconstruction: for the first ``n_neurons`` held-out neurons of each region, the trial-averaged
+    activity (truth, prediction, and the ``baseline`` prediction if given) and one trial's activity and prediction.
+
+    ``y_true, y_pred, baseline`` are ``(trials, T, N)``; ``heldout`` is the bool ``(N,)`` of hidden neurons.
+    """
+    yt, yp = as_numpy(y_true, "y_true"), as_numpy(y_pred, "y_pred")
+    yb = None if baseline is None else as_numpy(baseline, "baseline")
+    held = as_numpy(heldout, "heldout").astype(bool)
+    slices = region_slices(y_dims)
+    names = list(region_names) if region_names is not None else [f"region {r}" for r in range(len(slices))]
+    picks = [np.flatnonzero(held[sl])[:n_neurons] + sl.start for sl in slices]
+    cols = max(1, max(len(p) for p in picks))
+    fig = Figure(figsize=(3.0 * cols, 2.0 * 2 * len(slices) + 0.4), layout="constrained")
+    axes = fig.subplots(2 * len(slices), cols, squeeze=False)
+    for r, neurons in enumerate(picks):
+        for c in range(cols):
+            top, bottom = axes[2 * r, c], axes[2 * r + 1, c]
+            if c >= len(neurons):
+                top.set_axis_off()
+                bottom.set_axis_off()
+                continue
+            n = neurons[c]
+            top.plot(yt[..., n].mean(0), color="k", lw=2, label="recorded (trial mean)")
+            top.plot(yp[..., n].mean(0), color="C3", lw=1.5, label="predicted")
+            if yb is not None:
+                top.plot(yb[..., n].mean(0), color="0.5", lw=1, ls="--", label="training PSTH")
+            top.set_title(f"{names[r]} neuron {n - slices[r].start} (held out)", fontsize=8)
+            bottom.plot(yt[trial, :, n], color="k", lw=1, label=f"recorded (trial {trial})")
+            bottom.plot(yp[trial, :, n], color="C3", lw=1.2, label="predicted")
+            for ax in (top, bottom):
+                ax.grid(alpha=0.3)
+            if c == 0:
+                top.set_ylabel("trial mean")
+                bottom.set_ylabel(f"trial {trial}")
+    axes[0, 0].legend(fontsize=7)
+    axes[1, 0].legend(fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("time (bins)")
     return _save(fig, path)
 
 
@@ -203,3 +264,38 @@ def _cell(k: int, r: int) -> Any:
     from matplotlib.patches import Rectangle
 
     return Rectangle((k - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="C0", lw=2)
+
+
+def plot_comparison(table: dict[str, Any], path: str | Path | None = None, title: str | None = None) -> Figure:
+    """Bar chart of a :func:`mbrila.experiments.compare.comparison_table`: one panel per score (held-out PSTH RMSE,
+    trial RMSE), regions along x, one bar per method with its spread over splits (hatched: baselines)."""
+    regions = table["regions"]
+    rows = table["rows"]
+    fig = Figure(figsize=(4.5 + 0.9 * len(rows), 3.4), layout="constrained")
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    width = 0.8 / max(len(rows), 1)
+    x = np.arange(len(regions))
+    for ax, kind, label in zip(axes, ("psth", "trial"), ("held-out PSTH RMSE", "held-out trial RMSE"), strict=True):
+        for i, row in enumerate(rows):
+            means = [row["regions"][r][kind]["mean"] for r in regions]
+            stds = [row["regions"][r][kind]["std"] or 0.0 for r in regions]
+            baseline = row["kind"] == "baseline"
+            ax.bar(
+                x + (i - (len(rows) - 1) / 2) * width,
+                means,
+                width,
+                yerr=stds,
+                capsize=2,
+                label=row["method"],
+                hatch="//" if baseline else None,
+                color="0.85" if baseline else f"C{i % 10}",
+                edgecolor="0.3",
+                lw=0.5,
+            )
+        ax.set_xticks(x, regions)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

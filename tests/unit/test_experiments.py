@@ -14,8 +14,9 @@ import torch
 
 import mbrila
 from mbrila.core import LatentSpec, MultiRegionData, split_trials
-from mbrila.experiments.cli import synthetic_demo, v1v2_demo
+from mbrila.experiments.cli import run_v1v2_demo, synthetic_demo, v1v2_demo
 from mbrila.experiments.cosmoothing import VALIDATED_MAX_ITER, run_cosmoothing, split_sizes
+from mbrila.experiments.demos import V1V2_DEMOS
 from mbrila.experiments.synthetic import run_synthetic
 from mbrila.inference.kalman_em import KalmanEMEngine
 
@@ -93,11 +94,17 @@ def test_v1v2_demo_on_a_small_file(tmp_path, rng):
     argv = ["--data-path", str(path), "--device", "cpu", "--max-iter", "2", "--split-seeds", "0,1"]
     summary = v1v2_demo("dlag", "test", argv=[*argv, "--out-dir", str(out), "--no-progress", "--n-holdout-seeds", "2"])
     saved = json.loads((out / "summary.json").read_text())
+    assert saved["std_ddof"] == 1
     for region in ("A", "B"):
         for kind in ("psth", "trial"):
             key = f"holdout_{kind}_rmse_{region}"
             vals = [s[key] for s in saved["per_split"]]
-            assert saved[key] == pytest.approx(np.mean(vals)) and saved[f"{key}_std"] == pytest.approx(np.std(vals))
+            assert saved[key] == pytest.approx(np.mean(vals))
+            assert saved[f"{key}_std"] == pytest.approx(np.std(vals, ddof=1))
+            for name in ("psth", "mean"):  # baselines on the same splits, aggregated the same way
+                base = [s["baselines"][name][key] for s in saved["per_split"]]
+                assert saved["baselines"][name][key] == pytest.approx(np.mean(base))
+    assert saved["n_iter"] == [s["n_iter"] for s in saved["per_split"]]
     assert saved["split_seeds"] == [0, 1] and len(saved["wall_time_per_split_s"]) == 2
     assert saved["validation_select"] and all(it in (0, 2) for it in saved["selected_iter"])
     assert all(s["validation_trace"] for s in saved["per_split"])
@@ -107,21 +114,28 @@ def test_v1v2_demo_on_a_small_file(tmp_path, rng):
         assert (out / fig).exists()
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ({"A": np.zeros((4, 5))}, r"shape \(trials, T, neurons\)"),
-        ({"A": np.zeros((4, 5, 3)), "B": np.zeros((3, 5, 2))}, "trial"),
-        ({"A": np.full((4, 5, 3), np.nan)}, "NaN|non-finite|finite"),
-    ],
-)
-def test_bad_data_file_fails_naming_the_file(tmp_path, content, message):
+BAD_FILES = [
+    ({"A": np.zeros((4, 5))}, r"shape \(trials, T, neurons\)"),
+    ({"A": np.zeros((4, 5, 3)), "B": np.zeros((3, 5, 2))}, "number of trials"),
+    ({"A": np.zeros((4, 5, 3)), "B": np.zeros((4, 6, 2))}, "disagree on T"),
+    ({"A": np.full((4, 5, 3), np.nan)}, "NaN|non-finite|finite"),
+    ({}, "no regions"),
+    ([np.zeros((4, 5, 3))], "expected a dict"),
+]
+
+
+@pytest.mark.parametrize("demo", sorted(V1V2_DEMOS))
+@pytest.mark.parametrize(("content", "message"), BAD_FILES)
+def test_bad_data_file_fails_naming_the_file(tmp_path, content, message, demo):
     path = tmp_path / "bad.pkl"
     with open(path, "wb") as fh:
         pickle.dump(content, fh)
     with pytest.raises((ValueError, SystemExit), match=message) as err:
-        v1v2_demo("dlag", "test", argv=["--data-path", str(path), "--device", "cpu", "--out-dir", str(tmp_path)])
+        run_v1v2_demo(demo, "test", argv=["--data-path", str(path), "--device", "cpu", "--out-dir", str(tmp_path)])
     assert "bad.pkl" in str(err.value)
+    # The notebooks' loader is the same function.
+    with pytest.raises(ValueError, match=message):
+        mbrila.data.load_data(path)
 
 
 def test_example_scripts_are_thin_and_show_help(capsys, monkeypatch):
@@ -205,3 +219,21 @@ def test_train_psth_residual_option_is_blind_to_a_stimulus_locked_mean(rng):
     torch.testing.assert_close(b.model_data(test_b).y, test_b.y - b.offset.to(test_b.y))
     # ... whereas the constant-offset model sees the mean as latent signal and scores differently.
     assert run_cosmoothing(make, locked, **kw).metrics != pytest.approx(a.metrics, rel=1e-3)
+
+
+def test_baselines_are_the_training_psth_and_mean_computed_by_hand():
+    from mbrila.experiments.baselines import mean_prediction, psth_prediction
+
+    y = torch.arange(2 * 3 * 2, dtype=torch.float64).reshape(2, 3, 2)  # 2 trials, 3 bins, 2 neurons
+    mask = torch.ones_like(y, dtype=torch.bool)
+    mask[1, 0, 1] = False  # neuron 1 unobserved in trial 1, bin 0
+    train = MultiRegionData(y, (1, 1), mask=mask)
+    test = MultiRegionData(torch.zeros(4, 3, 2, dtype=torch.float64), (1, 1))
+    psth = psth_prediction(train, test)
+    assert psth.shape == (4, 3, 2)
+    # Neuron 0: bins average trials 0 and 1: (0+6)/2, (2+8)/2, (4+10)/2; neuron 1 at bin 0 only trial 0 (y = 1).
+    torch.testing.assert_close(psth[0, :, 0], torch.tensor([3.0, 5.0, 7.0], dtype=torch.float64))
+    torch.testing.assert_close(psth[2, :, 1], torch.tensor([1.0, 6.0, 8.0], dtype=torch.float64))
+    mean = mean_prediction(train, test)
+    # Neuron 1's observed entries: 1, 3, 5, 9, 11 (7 is missing) → 29 / 5.
+    torch.testing.assert_close(mean[3, 1], torch.tensor([5.0, 29 / 5], dtype=torch.float64))

@@ -29,6 +29,10 @@ def holdout_neuron_mask(y_dims: Sequence[int], fraction: float, seed: int) -> np
 
     Region ``r`` holds out ``round(fraction · n_r)`` neurons (at least 1 when ``fraction > 0`` and ``n_r > 1``,
     never all of them), drawn by ``numpy.random.default_rng(seed)``.
+
+    Parameters
+    ----------
+    y_dims : neurons per region; fraction : share of each region's neurons to hold out; seed : the draw's seed.
     """
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"fraction must lie in [0, 1); got {fraction}.")

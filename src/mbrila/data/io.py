@@ -47,6 +47,8 @@ def load_regions(path: str | Path, *, region_names: Sequence[str] | None = None)
             f"{p}: expected a dict of region name -> (trials, T, neurons) array; got {type(raw).__name__}."
         )
     names = list(region_names) if region_names is not None else list(raw.keys())
+    if not names:
+        raise ValueError(f"{p}: holds no regions; expected a dict of region name -> (trials, T, neurons) array.")
     missing = [n for n in names if n not in raw]
     if missing:
         raise ValueError(f"{p}: region(s) {missing} not found; available keys: {sorted(map(str, raw))}.")

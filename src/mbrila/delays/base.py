@@ -55,7 +55,12 @@ class Delay(nn.Module):
 
 
 class NoDelay(Delay):
-    """All delays zero (GPFA-style shared latents)."""
+    """All delays zero (GPFA-style shared latents).
+
+    Parameters
+    ----------
+    n_regions, n_across : sizes (as :class:`Delay`).
+    """
 
     learns_delays = False
     _zero: Tensor

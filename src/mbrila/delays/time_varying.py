@@ -21,7 +21,12 @@ from mbrila.utils.constraints import bounded, unbounded
 
 
 def gaussian_basis(T: int, n_basis: int, dtype: torch.dtype | None = None) -> Tensor:
-    """``(T, n_basis)`` normalised Gaussian bumps (rows sum to 1), centres evenly spaced over ``[0, T − 1]``."""
+    """``(T, n_basis)`` normalised Gaussian bumps (rows sum to 1), centres evenly spaced over ``[0, T − 1]``.
+
+    Parameters
+    ----------
+    T : time bins; n_basis : bumps; dtype : of the result (torch's default when None).
+    """
     if n_basis < 1:
         raise ValueError(f"n_basis must be at least 1; got {n_basis}.")
     t = torch.arange(T, dtype=torch.float64)

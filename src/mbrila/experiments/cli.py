@@ -18,12 +18,17 @@ import numpy as np
 import torch
 
 from mbrila import plotting
-from mbrila.core import LatentSpec, MultiRegionData
+from mbrila.core import LatentSpec
 from mbrila.data.io import demo_data_path, load_data
-from mbrila.experiments.cosmoothing import VALIDATED_MAX_ITER, CosmoothingResult, run_cosmoothing
-from mbrila.experiments.resources import PeakMemory
-from mbrila.experiments.synthetic import SyntheticRun, matched_across_latents, matched_delays, run_synthetic
-from mbrila.models.registry import build_model
+from mbrila.experiments.compare import comparison_table, find_runs, load_run, to_markdown
+from mbrila.experiments.cosmoothing import VALIDATED_MAX_ITER, CosmoothingResult
+from mbrila.experiments.demos import SYNTHETIC_DEMOS, V1V2_DEMOS
+from mbrila.experiments.figures import cosmoothing_figure_set, synthetic_figure_set
+from mbrila.experiments.synthetic import (
+    matched_delays,
+    run_synthetic,
+)
+from mbrila.experiments.v1v2 import run_v1v2
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
@@ -85,37 +90,12 @@ def _print(summary: dict[str, Any], keys: Sequence[str]) -> None:
 
 
 # --------------------------------------------------------------------------------------------- synthetic
-def synthetic_figures(run: SyntheticRun, out_dir: Path) -> list[str]:
-    """convergence.png, delays.png (when the model learns delays), latents.png, psth_heatmap.png."""
+def save_figures(figs: dict[str, Any], out_dir: Path) -> list[str]:
+    """Save named figures as PNG files in ``out_dir``; returns their file names."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = []
-    plotting.plot_convergence(run.fit.score_trace, out_dir / "convergence.png")
-    names.append("convergence.png")
-    if run.summary.get("delay_rmse") is not None:
-        plotting.plot_delays(matched_delays(run), run.truth.delays, run.data.region_names, out_dir / "delays.png")
-        names.append("delays.png")
-    fitted, true = matched_across_latents(run)
-    if fitted.shape[-1]:
-        plotting.plot_latents(fitted, true, path=out_dir / "latents.png", title="across latents seen by region 0")
-        names.append("latents.png")
-    if hasattr(run.model, "active_latents"):
-        plotting.plot_ard(
-            run.model.shared_variance_fraction().cpu(),
-            run.model.active_latents().cpu(),
-            run.data.region_names,
-            out_dir / "ard.png",
-            precisions=run.model.ard_precisions().cpu(),
-        )
-        names.append("ard.png")
-    plotting.plot_psth_heatmap(
-        run.data.y,
-        run.prediction,
-        run.data.y_dims,
-        region_names=run.data.region_names,
-        path=out_dir / "psth_heatmap.png",
-    )
-    names.append("psth_heatmap.png")
-    return names
+    for name, fig in figs.items():
+        fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
+    return list(figs)
 
 
 def synthetic_demo(
@@ -176,7 +156,7 @@ def synthetic_demo(
         **run.summary,
         "method": label,
         "model": model_name,
-        "figures": synthetic_figures(run, args.out_dir),
+        "figures": save_figures(synthetic_figure_set(run), args.out_dir),
         "argv": vars(args),
     }
     if compare_with and not args.no_compare:
@@ -225,38 +205,27 @@ def synthetic_demo(
 
 
 # --------------------------------------------------------------------------------------------- V1/V2
-def cosmoothing_figures(res: CosmoothingResult, test: MultiRegionData, out_dir: Path) -> list[str]:
-    """psth_heatmap.png (held-out neurons marked), delays.png, latents.png, convergence.png."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plotting.plot_psth_heatmap(
-        test.y, res.prediction, test.y_dims, res.heldout, test.region_names, out_dir / "psth_heatmap.png"
-    )
-    selected = res.selected_iter if res.validation_trace else None
-    plotting.plot_convergence(
-        res.fit.score_trace, out_dir / "convergence.png", validation=res.validation_trace, selected=selected
-    )
-    names = ["psth_heatmap.png", "convergence.png"]
-    model = res.model
-    if model.latent_spec.n_across and model.delay.learns_delays:
-        plotting.plot_delays(model.delays().cpu(), None, test.region_names, out_dir / "delays.png")
-        names.append("delays.png")
-    post = model.infer(res.model_data(test))
-    plotting.plot_latents(post.region(0).cpu(), path=out_dir / "latents.png", title=f"{test.region_names[0]} latents")
-    names.append("latents.png")
-    return names
-
-
 def v1v2_demo(
     model_name: str,
     description: str,
     *,
     model_kwargs: Callable[[], dict[str, Any]] | None = None,
     label: str | None = None,
+    latent_counts: tuple[int, int] = (2, 2),
     argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run the V1/V2 co-smoothing protocol (:func:`mbrila.experiments.cosmoothing.run_cosmoothing`).
 
-    With several ``--split-seeds`` each split is fitted in turn and the summary adds the mean and std over splits.
+    With several ``--split-seeds`` each split is fitted in turn and the summary adds the mean and the sample std
+    (``ddof = 1``; null for one split) over splits, for the model and for the baselines scored on the same trials and
+    held-out neurons.
+
+    Parameters
+    ----------
+    model_name : preset name for :func:`mbrila.build_model`.
+    model_kwargs : returns extra preset arguments (e.g. a kernel factory).
+    label : the ``method`` written to the summary (default ``model_name``).
+    latent_counts : default ``(--n-across, --n-within)``: 2 + 2 as behind the published numbers (mDLAG: 3 + 0).
     """
     label = label or model_name
     ap = base_parser(
@@ -266,11 +235,11 @@ def v1v2_demo(
         "checkpoint and stop the fit, the engine's default with --no-validation-select)",
     )
     ap.add_argument("--data-path", type=Path, default=None, help="pickle or .npz: region name → (trials, T, n)")
-    ap.add_argument("--split-seeds", default="0", help="comma-separated split seeds (e.g. 0,1,2)")
+    ap.add_argument("--split-seeds", "--split-seed", default="0", help="comma-separated split seeds (e.g. 0,1,2)")
     ap.add_argument("--holdout-seed", type=int, default=0, help="first held-out-neuron seed")
     ap.add_argument("--n-holdout-seeds", type=int, default=3)
-    ap.add_argument("--n-across", type=int, default=2)
-    ap.add_argument("--n-within", type=int, default=2)
+    ap.add_argument("--n-across", type=int, default=latent_counts[0])
+    ap.add_argument("--n-within", type=int, default=latent_counts[1])
     ap.add_argument("--seed", type=int, default=0, help="torch seed (the fit itself is deterministic)")
     ap.add_argument(
         "--no-validation-select",
@@ -287,76 +256,99 @@ def v1v2_demo(
     device, dtype = resolve_device(args.device), DTYPES[args.dtype]
     path = args.data_path if args.data_path is not None else demo_data_path()
     data = load_data(path, dtype=dtype)
-    spec = LatentSpec(args.n_across, args.n_within)
-    extra = model_kwargs() if model_kwargs else {}
-
-    def make(train: MultiRegionData) -> Any:
-        return build_model(
-            model_name, latent_spec=spec, y_dims=train.y_dims, T=train.T, dtype=dtype, device=device, **extra
-        )
-
     seeds = [int(s) for s in str(args.split_seeds).split(",") if s.strip()]
-    per_split: list[dict[str, Any]] = []
     figures: list[str] = []
-    for i, split in enumerate(seeds):
-        with PeakMemory(device) as mem:
-            res = run_cosmoothing(
-                make,
-                data,
-                split_seed=split,
-                holdout_seed=args.holdout_seed,
-                n_holdout_seeds=args.n_holdout_seeds,
-                select_on_validation=not args.no_validation_select,
-                subtract_train_psth=args.subtract_train_psth,
-                fit_kwargs={"max_iter": args.max_iter, "tol": args.tol, "progress": not args.no_progress},
-            )
-        entry: dict[str, Any] = {
-            "split_seed": split,
-            **res.metrics,
-            "n_iter": res.fit.n_iter,
-            "selected_iter": res.selected_iter,
-            "converged": res.fit.converged,
-            "fit_wall_time_s": res.fit.wall_time_s,
-            "wall_time_s": res.wall_time_s,
-            "timings_s": dict(res.fit.timings),
-            "peak_memory_mb": mem.peak_mb,
-            "noise_floor_neurons": dict(zip(data.region_names, res.model.noise_floor_neurons(), strict=True)),
-            "validation_trace": res.validation_trace,
-        }
-        per_split.append(entry)
+
+    def report(i: int, res: CosmoothingResult, entry: dict[str, Any]) -> None:
+        nonlocal figures
         if i == 0:
-            test = data[res.test_idx]
-            figures = cosmoothing_figures(res, test, args.out_dir)
+            figures = save_figures(cosmoothing_figure_set(res, data), args.out_dir)
         scores = ", ".join(f"{k} {v:.4f}" for k, v in res.metrics.items() if "psth" in k)
-        print(f"split {split}: {scores} (EM iterate {res.selected_iter} of {res.fit.n_iter})")
+        print(f"split {entry['split_seed']}: {scores} (EM iterate {res.selected_iter} of {res.fit.n_iter})")
+        psth = res.baselines["psth"]
+        print("  baseline psth (training PSTH): " + ", ".join(f"{k} {v:.4f}" for k, v in psth.items() if "psth" in k))
         floored = {k: v for k, v in entry["noise_floor_neurons"].items() if v}
         if floored:
             print(f"  noise variance on the floor (latents tracking single neurons): {floored}")
-    metric_keys = [k for k in per_split[0] if k.startswith("holdout_")]
-    summary: dict[str, Any] = {
-        "method": f"{label}+train_psth" if args.subtract_train_psth else label,
-        "subtract_train_psth": args.subtract_train_psth,
-        "model": model_name,
-        "data_path": str(path),
-        "region_names": list(data.region_names),
-        "latent_spec": {"n_across": args.n_across, "n_within": args.n_within},
-        "validation_select": not args.no_validation_select,
-        "split_seeds": seeds,
-        **{k: float(np.mean([s[k] for s in per_split])) for k in metric_keys},
-        **{f"{k}_std": float(np.std([s[k] for s in per_split])) for k in metric_keys},
-        "n_iter": per_split[0]["n_iter"],
-        "selected_iter": [s["selected_iter"] for s in per_split],
-        "wall_time_s": float(np.sum([s["wall_time_s"] for s in per_split])),
-        "wall_time_per_split_s": [s["wall_time_s"] for s in per_split],
-        "peak_memory_mb": float(np.max([s["peak_memory_mb"] for s in per_split])),
-        "device": str(device),
-        "dtype": args.dtype,
-        "per_split": per_split,
-        "figures": figures,
-        "argv": vars(args),
-    }
+
+    run = run_v1v2(
+        model_name,
+        data,
+        latent_spec=LatentSpec(args.n_across, args.n_within),
+        model_kwargs=model_kwargs() if model_kwargs else None,
+        label=label,
+        split_seeds=seeds,
+        holdout_seed=args.holdout_seed,
+        n_holdout_seeds=args.n_holdout_seeds,
+        select_on_validation=not args.no_validation_select,
+        subtract_train_psth=args.subtract_train_psth,
+        fit_kwargs={"max_iter": args.max_iter, "tol": args.tol, "progress": not args.no_progress},
+        device=device,
+        dtype=dtype,
+        on_split=report,
+    )
+    summary = {**run.summary, "data_path": str(path), "figures": figures, "argv": vars(args)}
+    baselines = summary["baselines"]
     out = write_summary(summary, args.out_dir)
     print(f"{summary['method']} co-smoothing on {path.name} ({device}, split seeds {seeds}):")
-    _print(summary, [k for k in summary if k.startswith("holdout_psth")] + ["wall_time_s", "peak_memory_mb"])
+    _print(summary, [k for k in summary if k.startswith("holdout_")] + ["wall_time_s", "peak_memory_mb"])
+    for name, base_scores in baselines.items():
+        line = ", ".join(f"{k} {v:.4f}" for k, v in base_scores.items() if k.startswith("holdout_") and v is not None)
+        print(f"  baseline {name}: {line}")
     print(f"  wrote {out} and {len(figures)} figures")
     return summary
+
+
+# --------------------------------------------------------------------------------------------- comparisons
+def compare_runs(argv: Sequence[str] | None = None, description: str | None = None) -> dict[str, Any]:
+    """``compare_v1v2_runs.py``: aggregate co-smoothing demo outputs into a table and a bar chart.
+
+    ``--runs GLOB [GLOB …]`` may be given several times, each after an optional ``--label NAME`` that names the
+    runs it matches (one run per label); without labels each run keeps its summary's ``method``. Writes
+    ``comparison.md``, ``comparison.json`` and ``comparison.png`` into ``--out-dir``.
+    """
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--label", action="append", default=[], help="name of the method of the next --runs")
+    ap.add_argument(
+        "--runs", nargs="+", action="append", required=True, help="globs of run folders or summary.json files"
+    )
+    ap.add_argument("--title", default="V1/V2 co-smoothing", help="title of the table and the figure")
+    ap.add_argument("--out-dir", type=Path, default=Path("outputs/v1v2/comparison"))
+    args = ap.parse_args(argv)
+    if args.label and len(args.label) != len(args.runs):
+        raise SystemExit(f"give one --label per --runs (or none): {len(args.label)} labels, {len(args.runs)} --runs.")
+    runs, labels = [], []
+    try:
+        for i, group in enumerate(args.runs):
+            paths = find_runs(group)
+            if args.label and len(paths) != 1:
+                raise ValueError(
+                    f"--label {args.label[i]!r}: its --runs match {len(paths)} runs; a label names one run."
+                )
+            for p in paths:
+                runs.append(load_run(p))
+                labels.append(args.label[i] if args.label else None)
+        table = comparison_table(runs, labels)
+    except ValueError as err:
+        raise SystemExit(f"compare_v1v2_runs: {err}") from err
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    md = to_markdown(table, args.title)
+    (args.out_dir / "comparison.md").write_text(md)
+    (args.out_dir / "comparison.json").write_text(json.dumps(_jsonable(table), indent=2) + "\n")
+    plotting.plot_comparison(table, args.out_dir / "comparison.png", title=args.title)
+    print(md)
+    print(f"wrote {args.out_dir / 'comparison.md'}, comparison.json and comparison.png")
+    return table
+
+
+# --------------------------------------------------------------------------------------------- named demos
+def run_synthetic_demo(name: str, description: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """The synthetic demo ``name`` of :data:`mbrila.experiments.demos.SYNTHETIC_DEMOS` from the command line."""
+    spec = SYNTHETIC_DEMOS[name]
+    return synthetic_demo(spec.model, description, argv=argv, **spec.cli_kwargs())
+
+
+def run_v1v2_demo(name: str, description: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """The V1/V2 demo ``name`` of :data:`mbrila.experiments.demos.V1V2_DEMOS` from the command line."""
+    spec = V1V2_DEMOS[name]
+    return v1v2_demo(spec.model, description, argv=argv, **spec.cli_kwargs())

@@ -10,7 +10,8 @@
 3. For each holdout seed, hide ``round(fraction · n_r)`` neurons of every region on the test trials, infer the
    latents from the remaining neurons, and predict the hidden ones as ``E[y | observed neurons]``.
 4. Report per region the PSTH RMSE and the trial-by-trial RMSE over the hidden neurons, averaged over the
-   holdout seeds.
+   holdout seeds, and the same scores of the trivial baselines of :mod:`mbrila.experiments.baselines` (each
+   neuron's training PSTH, its training mean) on the same trials and held-out neurons.
 
 Option (off by default, label it when reported): ``subtract_train_psth`` fits the model to residuals
 ``y − ȳ_train(t)`` (the training trials' PSTH removed from every trial) and predicts ``ȳ_train(t) + E[residual |
@@ -22,13 +23,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from mbrila.core import FitResult, MultiRegionData, holdout_neuron_folds, holdout_neuron_mask, split_trials
+from mbrila.experiments.baselines import BASELINES
 from mbrila.inference.checkpoint import BestCheckpoint
 from mbrila.metrics import cosmoothing
 
@@ -56,6 +58,7 @@ class CosmoothingResult:
     selected_iter: int  # EM iterations behind the parameters scored (``fit.n_iter`` without selection)
     validation_trace: list[tuple[int, float]]  # (iterations, validation score); empty without selection
     offset: torch.Tensor | None = None  # (T, N) training PSTH the model's data were shifted by, if any
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # name → metrics, same trials and neurons
 
     def model_data(self, data: MultiRegionData) -> MultiRegionData:
         """``data`` as the model sees it (residuals from :attr:`offset` when the option was used)."""
@@ -102,8 +105,8 @@ def run_cosmoothing(
     t0 = time.perf_counter()
     n_train, n_val, n_test = split_sizes(data.n_trials)
     train_idx, val_idx, test_idx = split_trials(data.n_trials, n_train, n_val, n_test, split_seed)
-    observed_test = data[test_idx]
-    offset = _psth(data[train_idx]) if subtract_train_psth else None
+    observed_test, observed_train = data[test_idx], data[train_idx]
+    offset = _psth(observed_train) if subtract_train_psth else None
     if offset is not None:
         data = _residual(data, offset)  # what the model is fitted to
     train, test = data[train_idx], data[test_idx]
@@ -119,17 +122,23 @@ def run_cosmoothing(
     fit = model.fit(train, **kwargs)
     selected = fit.n_iter if checkpoint is None else checkpoint.restore(fit.n_iter)
     per_seed, first_pred, first_held = [], None, None
+    baseline_preds = {name: fn(observed_train, observed_test) for name, fn in BASELINES.items()}
+    baseline_seeds: dict[str, list[dict[str, float]]] = {name: [] for name in BASELINES}
+
+    def score_heldout(pred: torch.Tensor, keep: np.ndarray) -> dict[str, float]:
+        return cosmoothing(observed_test.y, pred, ~keep, data.y_dims, data.region_names, mask=observed_test.mask)
+
     for s in range(holdout_seed, holdout_seed + n_holdout_seeds):
         keep = holdout_neuron_mask(data.y_dims, fraction, s)
         pred = model.predict(test, observed=torch.as_tensor(keep))
         pred = pred if offset is None else pred + offset.to(pred)
-        per_seed.append(
-            cosmoothing(observed_test.y, pred, ~keep, data.y_dims, data.region_names, mask=observed_test.mask)
-        )
+        per_seed.append(score_heldout(pred, keep))
+        for name, base in baseline_preds.items():
+            baseline_seeds[name].append(score_heldout(base, keep))
         if first_pred is None:
             first_pred, first_held = pred.cpu(), ~keep
     assert first_pred is not None and first_held is not None
-    metrics = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
+    metrics = _average(per_seed)
     return CosmoothingResult(
         metrics=metrics,
         per_seed=per_seed,
@@ -143,7 +152,13 @@ def run_cosmoothing(
         selected_iter=selected,
         validation_trace=[] if checkpoint is None else checkpoint.trace,
         offset=offset,
+        baselines={name: _average(scores) for name, scores in baseline_seeds.items()},
     )
+
+
+def _average(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """Each metric's mean over the holdout seeds."""
+    return {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
 
 
 def _psth(data: MultiRegionData) -> torch.Tensor:

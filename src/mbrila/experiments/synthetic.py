@@ -128,7 +128,7 @@ def run_synthetic(
         ),
         "timescales_across_true": _floats(truth.timescales_across),
         "noise_floor_neurons": dict(zip(data.region_names, model.noise_floor_neurons(), strict=True)),
-        **_ard_summary(model, data.region_names),
+        **ard_summary(model, data.region_names),
         "n_iter": fit.n_iter,
         "converged": fit.converged,
         "final_score": fit.score_trace[-1] if fit.score_trace else None,
@@ -171,7 +171,7 @@ def _lift_matching(m: Matching, candidates: list[int]) -> Matching:
     return Matching(perm=perm, signs=m.signs, corr=m.corr, corr_matrix=m.corr_matrix)
 
 
-def _ard_summary(model: Any, region_names: Any) -> dict[str, Any]:
+def ard_summary(model: Any, region_names: Any) -> dict[str, Any]:
     """For ARD models: the active-latent table, the ARD precisions and the number of latents kept."""
     active = getattr(model, "active_latents", None)
     if active is None:

@@ -114,8 +114,14 @@ class VEMARDEngine(_ARDEngine):
     """mDLAG's variational EM with the exact dense GP posterior of the latents (the time-domain engine).
 
     Cost per iteration ``O((R·K·T)³)`` for ``R`` regions, ``K`` latents, ``T`` bins (one factorisation shared by
-    all trials without missing data). Parameters as :class:`~mbrila.inference.em.EMEngine` (default
-    ``tol =`` :data:`ARD_TOL`), plus ``scoring_steps`` as :class:`~mbrila.inference.ExactEMEngine`.
+    all trials without missing data).
+
+    Parameters
+    ----------
+    max_iter, tol, grad_steps, lr, patience : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
+        :data:`ARD_TOL`).
+    scoring_steps : guarded Fisher-scoring steps on timescales and delays per iteration, as
+        :class:`~mbrila.inference.ExactEMEngine` (0: ``grad_steps`` Adam steps).
     """
 
     scoring_steps: int = 1
@@ -141,8 +147,13 @@ class VEMKalmanARDEngine(_ARDEngine):
     """mDLAG's variational EM with ``q(X)`` from the Kalman smoother on the lifted GP (``J, h`` route).
 
     Linear in ``T``: the state-space prior is the AR(P) lift of the delayed GP (exact SDE for undelayed Matérn
-    latents). Parameters as :class:`~mbrila.inference.em.EMEngine` (default ``tol =`` :data:`ARD_TOL`), plus
-    ``method`` (``"auto"``, ``"parallel"``, ``"sequential"``).
+    latents).
+
+    Parameters
+    ----------
+    max_iter, tol, grad_steps, lr, patience : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
+        :data:`ARD_TOL`).
+    method : Kalman method, ``"auto"``, ``"parallel"`` or ``"sequential"``.
     """
 
     method: Method = "auto"

@@ -112,6 +112,9 @@ class VEMARDFreqEngine(_ARDEngine):
         4.5-bin RBF latent with 3-bin delays at ``T = 200``). 0 gives the plain circulant approximation of
         fast-mDLAG.
 
+    fitted_gaps : set by ``fit`` (the gap of each trial length, kept for the fitted model's posteriors); not an
+        argument to pass.
+
     Needs kernels with ``spectral_density``, constant delays and a positive nugget ``ε``.
     """
 

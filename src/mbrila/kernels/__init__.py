@@ -1,8 +1,10 @@
-"""GP kernels: RBF (MOSE), Matérn-1/2, 3/2, 5/2, the :class:`BaseKernel` extension point and its contract check."""
+"""GP kernels: RBF (MOSE), Matérn-1/2, 3/2, 5/2, rational quadratic, the :class:`BaseKernel` extension point and its
+contract check."""
 
 from mbrila.kernels.base import BaseKernel
 from mbrila.kernels.check import KernelCheckError, check_kernel
 from mbrila.kernels.matern import Matern12Kernel, Matern32Kernel, Matern52Kernel
+from mbrila.kernels.rational_quadratic import RationalQuadraticKernel
 from mbrila.kernels.rbf import MOSEKernel, RBFKernel
 from mbrila.kernels.sde import SDEForm, discretize_sde
 
@@ -14,6 +16,7 @@ __all__ = [
     "Matern32Kernel",
     "Matern52Kernel",
     "RBFKernel",
+    "RationalQuadraticKernel",
     "SDEForm",
     "check_kernel",
     "discretize_sde",

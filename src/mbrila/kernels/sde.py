@@ -22,7 +22,12 @@ class SDEForm(NamedTuple):
 
 
 def discretize_sde(sde: SDEForm, dt: float | Tensor = 1.0) -> tuple[Tensor, Tensor]:
-    """Exact discretisation over a step ``dt``: ``A = expm(F dt)``, ``Q = P∞ − A P∞ Aᵀ``."""
+    """Exact discretisation over a step ``dt``: ``A = expm(F dt)``, ``Q = P∞ − A P∞ Aᵀ``.
+
+    Parameters
+    ----------
+    sde : the kernel's :class:`SDEForm` (``F``, ``H``, ``P∞``); dt : the step in bins.
+    """
     A = torch.linalg.matrix_exp(sde.F * dt)
     Q = symmetrize(sde.Pinf - A @ sde.Pinf @ A.mT)
     return A, Q

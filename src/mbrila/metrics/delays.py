@@ -69,7 +69,9 @@ def delay_rmse_per_latent(
 ) -> np.ndarray:
     """``(K_t,)``: the RMSE of each true latent's delays over time and non-reference regions.
 
-    Parameters as in :func:`delay_rmse`.
+    Parameters
+    ----------
+    fitted, true, matching : as :func:`delay_rmse`.
     """
     f, t = _aligned(fitted, true, matching)
     return np.sqrt(np.mean((f - t) ** 2, axis=(0, 1)))

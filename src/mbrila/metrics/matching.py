@@ -102,6 +102,10 @@ def apply_matching(fitted: Any, matching: Matching) -> Any:
     """``signs[i] · fitted[..., perm[i]]``: the fitted latents reordered and flipped onto the true ones, ``(…, K_t)``.
 
     A torch input gives a torch tensor on its device and dtype; anything else gives a float64 numpy array.
+
+    Parameters
+    ----------
+    fitted : ``(…, K_f)`` fitted latents; matching : from :func:`match_latents`.
     """
     perm = np.asarray(matching.perm, dtype=np.int64)
     signs = np.asarray(matching.signs, dtype=np.float64)

@@ -83,6 +83,7 @@ class MultiRegionLatentModel(nn.Module):
         engine: Any,
         observation: nn.Module | None = None,
     ) -> None:
+        """Assemble the model; the parameters are described in the class docstring."""
         super().__init__()
         y_dims = _check_dims(y_dims, T)
         n_regions = len(y_dims)

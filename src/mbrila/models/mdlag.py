@@ -92,6 +92,7 @@ class MDLAG(MultiRegionLatentModel):
         device: torch.device | str | None = None,
         engine_defaults: dict[str, Any] | None = None,
     ) -> None:
+        """Build an mDLAG model; the parameters are described in the class docstring."""
         if not isinstance(latent_spec, LatentSpec):
             raise ValueError(f"latent_spec must be a mbrila.LatentSpec; got {type(latent_spec).__name__}.")
         if latent_spec.n_across < 1:

@@ -169,6 +169,7 @@ class GPFA(_GPPreset):
     """
 
     def __init__(self, latent_spec: LatentSpec, y_dims: Sequence[int], T: int, **kw: Any) -> None:
+        """Build a GPFA model; the parameters are described in the class docstring."""
         spec = latent_spec.for_regions(len(y_dims))
         super().__init__(spec, y_dims, T, delay=NoDelay(len(y_dims), spec.n_across), **kw)
 
@@ -202,6 +203,7 @@ class DLAG(_GPPreset):
         max_delay: float | None = None,
         **kw: Any,
     ) -> None:
+        """Build a DLAG model; the parameters are described in the class docstring."""
         spec = latent_spec.for_regions(len(y_dims))
         bound = max_delay if max_delay is not None else default_max_delay(T)
         delay = FixedDelay(len(y_dims), spec.n_across, max_delay=bound)
@@ -241,6 +243,7 @@ class ADM(_GPPreset):
         deflation: Deflation | None = Deflation(),  # noqa: B008 (a frozen-by-convention settings object)
         **kw: Any,
     ) -> None:
+        """Build an ADM model; the parameters are described in the class docstring."""
         spec = latent_spec.for_regions(len(y_dims))
         bound = max_delay if max_delay is not None else default_max_delay(T)
         delay = TimeVaryingDelay(len(y_dims), spec.n_across, T, n_basis=n_basis, max_delay=bound, smoothness=smoothness)
@@ -306,6 +309,7 @@ class LDS(MultiRegionLatentModel):
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
     ) -> None:
+        """Build an LDS model; the parameters are described in the class docstring."""
         spec = latent_spec.for_regions(len(y_dims))
         n_r = len(y_dims)
         acr = [FreeLDSLatent(spec.n_across, n_groups=n_r)] if spec.n_across else []

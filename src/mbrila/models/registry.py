@@ -57,7 +57,13 @@ def save(model: MultiRegionLatentModel, path: str | Path) -> None:
 
 
 def load(path: str | Path, map_location: str | torch.device | None = None) -> MultiRegionLatentModel:
-    """Read a model written by :func:`save` (or ``model.save``). Only load files you trust: they hold pickles."""
+    """Read a model written by :func:`save` (or ``model.save``). Only load files you trust: they hold pickles.
+
+    Parameters
+    ----------
+    path : the file.
+    map_location : where to put the tensors (as :func:`torch.load`), e.g. ``"cpu"`` for a model saved on a GPU.
+    """
     payload = torch.load(path, map_location=map_location, weights_only=False)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not an mbrila model file.")
