@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
@@ -54,6 +55,14 @@ class BaseKernel(nn.Module):
 
     def forward(self, tau: Tensor) -> Tensor:
         return self.cov(tau)
+
+    def reference_tensor(self) -> Tensor:
+        """A tensor with the kernel's dtype and device (its first parameter or buffer; a CPU scalar if none)."""
+        for p in self.parameters():
+            return p
+        for b in self.buffers():
+            return b
+        return torch.zeros(())
 
     def extra_repr(self) -> str:
         ts = getattr(self, "timescale", None)
