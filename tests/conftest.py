@@ -18,6 +18,21 @@ import torch
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, give each worker its share of the cores.
+
+    Every worker running torch with one thread per core would oversubscribe the machine (OpenMP threads spin while
+    they wait, so two such workers on two cores run slower than one). The thread count is also exported, so the
+    kernels of the notebook tests and the demo subprocesses inherit it.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        os.environ["MKL_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 def _test_device() -> torch.device:
     return torch.device(os.environ.get("MBRILA_TEST_DEVICE", "cpu"))
 

@@ -23,14 +23,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
+import tqdm
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from mbrila.core.capabilities import check_pairing
 from mbrila.core.results import FitResult, Posterior
 
 if TYPE_CHECKING:
     from mbrila.core import MultiRegionData
+
+
+def _auto_tqdm() -> Any:
+    from tqdm.auto import tqdm as auto
+
+    return auto
 
 
 def gradient_m_step(
@@ -144,7 +150,10 @@ class EMEngine:
         trace: list[float] = []
         timings = {"e_step": 0.0, "m_step": 0.0, "grad_steps": 0.0}
         converged, calm = False, 0
-        bar = tqdm(range(max_iter + 1), disable=not progress, desc=type(self).__name__, leave=False)
+        # tqdm.auto (a widget in notebooks) only when a bar is shown: in a kernel without ipywidgets, importing it
+        # prints a warning into every notebook, progress bar or not.
+        make_bar = _auto_tqdm() if progress else tqdm.tqdm
+        bar = make_bar(range(max_iter + 1), disable=not progress, desc=type(self).__name__, leave=False)
         n_iter = 0
         for it in bar:
             n_iter = it
