@@ -18,7 +18,7 @@ from typing import Any
 
 from mbrila.experiments.compare import comparison_table, load_run
 from mbrila.experiments.demos import SYNTHETIC_DEMOS, V1V2_DEMOS
-from mbrila.experiments.summaries import mean_and_spread
+from mbrila.experiments.summaries import format_mean_spread, mean_and_spread
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "results" / "runs"
@@ -42,8 +42,7 @@ PUBLISHED: dict[str, dict[str, Any]] = {
 
 
 def _pm(values: list[float], digits: int = 4) -> str:
-    mean, std = mean_and_spread(values)
-    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+    return format_mean_spread(*mean_and_spread(values), digits)
 
 
 def synthetic_rows() -> list[str]:
@@ -84,7 +83,7 @@ def v1v2_rows() -> list[str]:
         for r in regions:
             for kind in ("psth", "trial"):
                 e = row["regions"][r][kind]
-                cells.append(f"{e['mean']:.4f}" + ("" if e["std"] is None else f" ± {e['std']:.4f}"))
+                cells.append(format_mean_spread(e["mean"], e["std"]))
         wall = "–" if row["wall_time_s"] is None else f"{row['wall_time_s']:.0f}"
         pub = PUBLISHED.get(row["method"], {})
         published = " / ".join(pub.get(r, "–") for r in regions) if row["kind"] == "model" else "–"

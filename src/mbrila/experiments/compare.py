@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mbrila.experiments.summaries import STD_DDOF, mean_and_spread
+from mbrila.experiments.summaries import STD_DDOF, format_mean_spread, mean_and_spread
 
 KINDS = ("psth", "trial")
 
@@ -122,8 +122,7 @@ def comparison_table(runs: Sequence[dict[str, Any]], labels: Sequence[str | None
 
 
 def _cell(entry: dict[str, Any]) -> str:
-    std = entry["std"]
-    return f"{entry['mean']:.4f}" + ("" if std is None else f" ± {std:.4f}")
+    return format_mean_spread(entry["mean"], entry["std"])
 
 
 def to_markdown(table: dict[str, Any], title: str | None = None) -> str:

@@ -19,6 +19,7 @@ from mbrila.core import LatentSpec, MultiRegionData
 from mbrila.data.io import demo_data_path, load_data
 from mbrila.experiments.demos import SYNTHETIC_DEMOS, V1V2_DEMOS
 from mbrila.experiments.figures import cosmoothing_figure_set, synthetic_figure_set
+from mbrila.experiments.summaries import format_mean_spread
 from mbrila.experiments.synthetic import SyntheticRun, run_synthetic
 from mbrila.experiments.v1v2 import V1V2Run, run_v1v2
 from mbrila.init import Deflation
@@ -230,8 +231,7 @@ def v1v2_scores(run: V1V2Run) -> None:
         for r in regions:
             for kind in ("psth", "trial"):
                 key = f"holdout_{kind}_rmse_{r}"
-                std = scores.get(f"{key}_std")
-                out.append(f"{scores[key]:.4f}" + ("" if std is None else f" ± {std:.4f}"))
+                out.append(format_mean_spread(scores[key], scores.get(f"{key}_std")))
         return " | ".join(out)
 
     lines = [head, sep, f"| **{s['method']}** | {cells(s)} |"]

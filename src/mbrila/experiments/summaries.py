@@ -23,6 +23,11 @@ def mean_and_spread(values: Sequence[float]) -> tuple[float, float | None]:
     return float(arr.mean()), (float(arr.std(ddof=STD_DDOF)) if arr.size > 1 else None)
 
 
+def format_mean_spread(mean: float, std: float | None, digits: int = 4) -> str:
+    """``"mean ± std"`` with ``digits`` decimals; the mean alone when there is no spread (one split)."""
+    return f"{mean:.{digits}f}" + ("" if std is None else f" ± {std:.{digits}f}")
+
+
 def aggregate(per_split: Sequence[Mapping[str, Any]], keys: Iterable[str]) -> dict[str, float | None]:
     """For each key: ``key`` → mean over the splits, ``key_std`` → their sample std (None for one split)."""
     out: dict[str, float | None] = {}
