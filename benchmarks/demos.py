@@ -3,6 +3,8 @@
     uv run python benchmarks/demos.py                       # all demos, writes benchmarks/results/demos.json
     uv run python benchmarks/demos.py --only dlag_ssm,adm   # a subset
     uv run python benchmarks/demos.py --seeds 0,1,2         # synthetic demos on several data seeds
+    git worktree add --detach ../base <commit>              # an earlier mbrila to measure against
+    uv run python benchmarks/demos.py --baseline ../base --only dlag_ssm,adm   # before/after, same run
 
 A run replaces the rows of the demos it ran in the output file and keeps the rest, and keeps each demo's whole
 ``summary.json`` under ``benchmarks/results/runs/<demo>[_seed<k>]/`` (what the README's results table and
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -89,20 +92,54 @@ KEEP = (
 
 
 RUNS = Path(__file__).resolve().parent / "results" / "runs"
+SHOW = ("demo", "seed", "delay_rmse", "y_rmse", "wall_time_s")
 
 
-def run_demo(script: str, args: list[str], keep_as: str) -> dict[str, Any]:
+def _describe(root: Path) -> dict[str, Any]:
+    """The source tree a variant ran from: its path and git commit (plus whether it had local changes)."""
+
+    def git(*a: str) -> str:
+        proc = subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, check=False)
+        return proc.stdout.strip()
+
+    return {
+        "path": str(root.resolve()),
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(git("status", "--porcelain")),
+    }
+
+
+def compare(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Speed-up of the fit (and of each stage per iteration) and the change of every accuracy number."""
+    out: dict[str, Any] = {}
+    if before.get("wall_time_s") and after.get("wall_time_s"):
+        out["fit_speedup"] = before["wall_time_s"] / after["wall_time_s"]
+    if before.get("process_wall_time_s") and after.get("process_wall_time_s"):
+        out["process_speedup"] = before["process_wall_time_s"] / after["process_wall_time_s"]
+    b_it, a_it = before.get("per_iter_s") or {}, after.get("per_iter_s") or {}
+    out["per_iter_speedup"] = {k: b_it[k] / a_it[k] for k in b_it if a_it.get(k)}
+    for key in ("delay_rmse", "y_rmse", *[k for k in after if k.startswith("holdout_") and not k.endswith("_std")]):
+        if isinstance(before.get(key), float) and isinstance(after.get(key), float):
+            out[f"{key}_change"] = after[key] - before[key]
+    out["n_iter"] = [before.get("n_iter"), after.get("n_iter")]
+    return out
+
+
+def run_demo(script: str, args: list[str], keep_as: str | None, root: Path = ROOT) -> dict[str, Any]:
+    """Run one demo of the source tree ``root`` (its own ``src`` first on the path) and read its summary."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, str(ROOT / script), "--no-progress", "--out-dir", out, *args]
+        cmd = [sys.executable, str(root / script), "--no-progress", "--out-dir", out, *args]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
         elapsed = time.perf_counter() - t0
         if proc.returncode != 0:
             return {"status": f"failed (exit {proc.returncode})", "stderr_tail": proc.stderr[-2000:]}
         text = (Path(out) / "summary.json").read_text()
         summary = json.loads(text)
-        (RUNS / keep_as).mkdir(parents=True, exist_ok=True)
-        (RUNS / keep_as / "summary.json").write_text(text)
+        if keep_as is not None:
+            (RUNS / keep_as).mkdir(parents=True, exist_ok=True)
+            (RUNS / keep_as / "summary.json").write_text(text)
     rec = {k: summary[k] for k in KEEP if k in summary}
     rec.update({k: v for k, v in summary.items() if k.startswith("holdout_psth")})
     rec["process_wall_time_s"] = elapsed  # start-up, data and figures included
@@ -115,33 +152,59 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="data seeds of the synthetic demos")
     ap.add_argument("--split-seeds", default="0,1,2", help="split seeds of the V1/V2 demos")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "demos.json")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default: results/demos.json (results/speed_vs_baseline.json with --baseline)",
+    )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="an earlier mbrila source tree (e.g. a git worktree): each demo runs there first, then here, and the "
+        "rows carry variant = baseline / current plus a ratio row",
+    )
     args = ap.parse_args()
+    results = Path(__file__).resolve().parent / "results"
+    out_path = args.out or results / ("speed_vs_baseline.json" if args.baseline else "demos.json")
     wanted = set(args.only.split(",")) if args.only else set(SYNTHETIC) | set(V1V2)
     records: list[dict[str, Any]] = []
+
+    def measure(base: dict[str, Any], script: str, run_args: list[str], keep_as: str) -> None:
+        if args.baseline is None:
+            records.append({**base, **run_demo(script, run_args, keep_as)})
+            print(json.dumps({k: v for k, v in records[-1].items() if k in SHOW or k.startswith("holdout")}))
+            return
+        before = {**base, "variant": "baseline", **run_demo(script, run_args, None, root=args.baseline.resolve())}
+        after = {**base, "variant": "current", **run_demo(script, run_args, keep_as)}
+        records.extend([before, after, {**base, "variant": "ratio", **compare(before, after)}])
+        print(json.dumps(records[-1]))
+
     for name, (script, flags) in SYNTHETIC.items():
         if name not in wanted:
             continue
         for seed in args.seeds.split(","):
-            rec = {
-                "demo": name,
-                "seed": int(seed),
-                **run_demo(script, ["--seed", seed, "--device", args.device, *flags], f"{name}_seed{seed}"),
-            }
-            records.append(rec)
-            print(json.dumps({k: rec.get(k) for k in ("demo", "seed", "delay_rmse", "y_rmse", "wall_time_s")}))
+            measure(
+                {"demo": name, "seed": int(seed)},
+                script,
+                ["--seed", seed, "--device", args.device, *flags],
+                f"{name}_seed{seed}",
+            )
     for name, (script, flags) in V1V2.items():
         if name not in wanted:
             continue
-        run_args = ["--split-seeds", args.split_seeds, "--device", args.device, *flags]
-        rec = {"demo": name, **run_demo(script, run_args, name)}
-        records.append(rec)
-        print(json.dumps({k: v for k, v in rec.items() if k.startswith("holdout") or k in ("demo", "wall_time_s")}))
+        measure({"demo": name}, script, ["--split-seeds", args.split_seeds, "--device", args.device, *flags], name)
+    args.out = out_path
     if args.out.exists():  # a partial run (--only) replaces its own rows and keeps the others
         fresh = {(r["demo"], r.get("seed")) for r in records}
         old = json.loads(args.out.read_text()).get("records", [])
         records = [r for r in old if (r["demo"], r.get("seed")) not in fresh] + records
-    write_json(args.out, {"machine": machine_info(), "records": records})
+    payload: dict[str, Any] = {"machine": machine_info(), "records": records}
+    if args.baseline is not None:
+        payload["baseline"] = _describe(args.baseline)
+        payload["current"] = _describe(ROOT)
+    write_json(args.out, payload)
     print(f"wrote {args.out}")
 
 

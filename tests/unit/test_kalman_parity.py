@@ -1,4 +1,4 @@
-"""Parallel == sequential == dense Gaussian conditioning, for the smoother and the filter (float64)."""
+"""Parallel == sequential == fused == dense Gaussian conditioning, for the smoother and the filter (float64)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from tests.reference.dense_gaussian import dense_posterior
 
 F64 = torch.float64
 TOL = 1e-8
+METHODS = ("sequential", "parallel", "fused")
 
 
 def random_model(D: int, N: int, T: int, tv: bool, seed: int) -> LGSSM:
@@ -91,7 +92,7 @@ def test_smoother_and_filter_match_dense(D, N, T, B, tv, masked):
         filter_times,
     )
     ft = torch.tensor(filter_times) if filter_times is not None else torch.arange(T)
-    for method in ("sequential", "parallel"):
+    for method in METHODS:
         post = kalman_smoother(params, y, mask, method=method)
         assert post.mean.shape == (B, T, D)
         assert post.cross_cov.shape[-3:] == (max(T - 1, 0), D, D)
@@ -108,10 +109,11 @@ def test_smoother_and_filter_match_dense(D, N, T, B, tv, masked):
 
 @pytest.mark.parametrize("T", [1, 2, 7, 64, 257])
 @pytest.mark.parametrize("masked", [False, True])
-def test_parallel_equals_sequential_larger_state(T, masked):
+@pytest.mark.parametrize("method", ["parallel", "fused"])
+def test_scan_and_fused_equal_sequential_larger_state(T, masked, method):
     params = random_model(8, 20, T, tv=False, seed=T)
     y, mask = random_data(5, T, 20, masked, seed=T)
-    a = kalman_smoother(params, y, mask, method="parallel")
+    a = kalman_smoother(params, y, mask, method=method)
     b = kalman_smoother(params, y, mask, method="sequential")
     for f in ("mean", "cov", "cross_cov", "log_likelihood"):
         if getattr(b, f).numel():
@@ -130,7 +132,7 @@ def _information_form(params: LGSSM, y: torch.Tensor, mask: torch.Tensor | None)
     return J, h, c
 
 
-@pytest.mark.parametrize("method", ["sequential", "parallel"])
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("masked", [False, True])
 def test_information_route_matches_observation_route(method, masked):
     D, N, T, B = 4, 7, 9, 3
@@ -146,10 +148,11 @@ def test_information_route_matches_observation_route(method, masked):
     assert rel_err(info.log_likelihood + c, via_y.log_likelihood) < TOL
 
 
-def test_shared_covariances_have_one_trial_dimension():
+@pytest.mark.parametrize("method", METHODS)
+def test_shared_covariances_have_one_trial_dimension(method):
     params = random_model(3, 4, 10, tv=False, seed=3)
     y, _ = random_data(6, 10, 4, masked=False, seed=3)
-    post = kalman_smoother(params, y, method="parallel")
+    post = kalman_smoother(params, y, method=method)
     assert post.cov.shape == (1, 10, 3, 3)
     assert post.cross_cov.shape == (1, 9, 3, 3)
 

@@ -75,7 +75,7 @@ class BlockMoments:
         )
 
 
-def _gaussian_expected_logpdf(cov: Tensor, second_moment: Tensor, count: int) -> Tensor:
+def gaussian_expected_logpdf(cov: Tensor, second_moment: Tensor, count: int) -> Tensor:
     """``Σ E[log N(e; 0, cov)]`` over ``count`` residuals ``e`` whose summed ``E[e eᵀ]`` is ``second_moment``.
 
     Batched over leading dimensions (summed).
@@ -102,5 +102,5 @@ def expected_log_prior(tr: BlockTransition, mom: BlockMoments) -> Tensor:
     us = mom.cross[..., idx, :]
     # Σ E[(u − coef s)(u − coef s)ᵀ], with u the noisy rows of s_t and s = s_{t−1}.
     resid = uu - coef @ us.mT - us @ coef.mT + coef @ mom.prev @ coef.mT
-    ll = _gaussian_expected_logpdf(Qn, resid, mom.count)
-    return ll + _gaussian_expected_logpdf(tr.P0, mom.first, mom.n_trials)
+    ll = gaussian_expected_logpdf(Qn, resid, mom.count)
+    return ll + gaussian_expected_logpdf(tr.P0, mom.first, mom.n_trials)

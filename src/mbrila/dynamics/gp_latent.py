@@ -9,12 +9,16 @@ AR(P) lift of :mod:`mbrila.dynamics.lift`. A single-view latent without delay wh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
-from mbrila.dynamics.block import BlockTransition
+from mbrila.dynamics.block import BlockMoments, BlockTransition, gaussian_expected_logpdf
 from mbrila.dynamics.exact_gp import check_gp_latent
-from mbrila.dynamics.lift import lift
+from mbrila.dynamics.lift import lift, window_covariance, window_times
+from mbrila.dynamics.window_objective import window_expected_log_prior, window_moments
 from mbrila.kernels import BaseKernel, discretize_sde
 
 
@@ -79,3 +83,65 @@ class MarkovianGPLatent(nn.Module):
 
     def _reference_tensor(self) -> Tensor:
         return self.kernel.reference_tensor()
+
+
+def lifted_group_key(blk: nn.Module, delays: Tensor | None) -> tuple | None:
+    """Blocks with equal keys can share one :func:`grouped_expected_log_prior` call; None: not an AR-lifted GP."""
+    if not isinstance(blk, MarkovianGPLatent) or blk.uses_sde:
+        return None
+    shape = (blk.n_views,) if delays is None else tuple(delays.shape)
+    return (blk.n_views, blk.order, blk.eps, shape)
+
+
+@dataclass(frozen=True)
+class GroupMoments:
+    """The moments a group of AR-lifted latents needs, stacked once per M-step (leading dimension: the blocks).
+
+    ``windows``: ``(G, K, (P+1)V, (P+1)V)`` summed second moments of the windows ``(z_t, s_{t−1})``
+    (:func:`~mbrila.dynamics.window_objective.window_moments`; ``K = 1`` when summed over time); ``first``:
+    ``(G, S, S)`` of the first state; ``n_trials``; ``count`` residuals per window moment.
+    """
+
+    windows: Tensor
+    first: Tensor
+    n_trials: int
+    count: int
+
+
+def stack_moments(moments: Sequence[BlockMoments], n_views: int) -> GroupMoments:
+    """:class:`GroupMoments` of several blocks of one shape."""
+    cur, cross, prev = (torch.stack([getattr(m, f) for m in moments]) for f in ("cur", "cross", "prev"))
+    return GroupMoments(
+        windows=window_moments(cur, cross, prev, n_views),
+        first=torch.stack([m.first for m in moments]),
+        n_trials=moments[0].n_trials,
+        count=moments[0].count,
+    )
+
+
+def grouped_expected_log_prior(
+    blocks: Sequence[MarkovianGPLatent], delays: Sequence[Tensor | None], moments: GroupMoments
+) -> Tensor:
+    """``Σ_g E[log p(s^g)]`` over AR-lifted GP latents of one shape (:func:`lifted_group_key`), as one batch.
+
+    Equal to summing :func:`~mbrila.dynamics.block.expected_log_prior` of each block's :meth:`transition`, but
+    evaluated from the window covariances (:mod:`mbrila.dynamics.window_objective`, analytic gradient); only the
+    kernels are evaluated per block.
+    """
+    first = blocks[0]
+    ref = first._reference_tensor()
+    V, PV = first.n_views, first.state_dim
+    views = [torch.zeros(V, dtype=ref.dtype, device=ref.device) if d is None else d for d in delays]
+    Sigma = torch.stack(
+        [
+            window_covariance(b.kernel, window_times(d, first.order), first.eps)
+            for b, d in zip(blocks, views, strict=True)
+        ]
+    )
+    if views[0].ndim == 1:
+        transitions, P0 = Sigma.unsqueeze(1), Sigma[..., :PV, :PV]
+    else:
+        # Window t conditions z_t on z_{t−1..t−P}: it is the transition t−1 → t.
+        transitions, P0 = Sigma[:, 1:], Sigma[:, 0, :PV, :PV]
+    ll = window_expected_log_prior(transitions, moments.windows, V, moments.count)
+    return ll + gaussian_expected_logpdf(P0, moments.first, moments.n_trials)

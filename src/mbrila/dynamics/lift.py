@@ -122,14 +122,19 @@ def lift(kernel: BaseKernel, delays: Tensor, order: int, eps: float) -> tuple[Te
     A, Q : ``(P·V, P·V)`` for constant delays, else ``(T−1, P·V, P·V)`` with ``A[t]`` mapping ``s_t`` to ``s_{t+1}``.
     P0 : ``(P·V, P·V)`` covariance of the first state.
     """
-    V = delays.shape[-1]
     Sigma = window_covariance(kernel, window_times(delays, order), eps)
-    if delays.ndim == 1:
-        coef, noise = condition_windows(Sigma, V)
-        P0 = Sigma[: order * V, : order * V]
+    return lift_windows(Sigma, delays.ndim == 1, order, delays.shape[-1])
+
+
+def lift_windows(Sigma: Tensor, constant: bool, order: int, n_views: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(A, Q, P0)`` from window covariances: ``(..., M, M)`` (constant delays) or ``(..., T, M, M)``."""
+    PV = order * n_views
+    if constant:
+        coef, noise = condition_windows(Sigma, n_views)
+        P0 = Sigma[..., :PV, :PV]
     else:
         # Window t conditions z_t on z_{t−1..t−P}: it is the transition t−1 → t.
-        coef, noise = condition_windows(Sigma[1:], V)
-        P0 = Sigma[0, : order * V, : order * V]
+        coef, noise = condition_windows(Sigma[..., 1:, :, :], n_views)
+        P0 = Sigma[..., 0, :PV, :PV]
     A, Q = companion(coef, noise)
     return A, Q, P0

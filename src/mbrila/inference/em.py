@@ -28,6 +28,7 @@ from torch import Tensor
 
 from mbrila.core.capabilities import check_pairing
 from mbrila.core.results import FitResult, Posterior
+from mbrila.inference.adam import Adam
 
 if TYPE_CHECKING:
     from mbrila.core import MultiRegionData
@@ -39,9 +40,7 @@ def _auto_tqdm() -> Any:
     return auto
 
 
-def gradient_m_step(
-    objective: Callable[[], Tensor], opt: torch.optim.Optimizer, scale: Sequence[float], n_steps: int
-) -> None:
+def gradient_m_step(objective: Callable[[], Tensor], opt: Adam, scale: Sequence[float], n_steps: int) -> None:
     """``n_steps`` optimiser steps raising ``objective()`` (the parameters are those of ``opt``).
 
     Generalised EM needs the objective not to fall. A fixed-rate optimiser ends up circling the optimum and
@@ -121,7 +120,7 @@ class EMEngine:
         """Posterior of the region latents given ``y`` (only the neurons ``neurons`` when given)."""
         raise NotImplementedError
 
-    def _dynamics_step(self, model: Any, state: Any, stats: Any, opt: torch.optim.Optimizer | None) -> None:
+    def _dynamics_step(self, model: Any, state: Any, stats: Any, opt: Adam | None) -> None:
         """Update the timescales and delays: ``grad_steps`` guarded optimiser steps (engines may do better)."""
         if opt is None:
             return
@@ -146,7 +145,7 @@ class EMEngine:
         y, mask = model._data(data)
         state = self._begin(model, y, mask)
         params = model.dynamics_parameters()
-        opt = torch.optim.Adam(params, lr=self.lr) if params and self.grad_steps > 0 else None
+        opt = Adam(params, lr=self.lr) if params and self.grad_steps > 0 else None
         trace: list[float] = []
         timings = {"e_step": 0.0, "m_step": 0.0, "grad_steps": 0.0}
         converged, calm = False, 0

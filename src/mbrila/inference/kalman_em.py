@@ -46,7 +46,7 @@ class KalmanEMEngine(EMEngine):
     Parameters
     ----------
     max_iter, tol, grad_steps, lr, patience : see :class:`~mbrila.inference.em.EMEngine`.
-    method : Kalman method: ``"auto"`` (sequential on CPU, parallel scan on GPU), ``"parallel"``, ``"sequential"``.
+    method : Kalman method: ``"auto"`` (fused on CPU, parallel scan on GPU), ``"fused"``, ``"parallel"``, ``"sequential"``.
     overrelax : growth factor ``η`` of the adaptive over-relaxation of the observation update; None runs plain EM.
     """
 
@@ -91,7 +91,7 @@ class KalmanEMEngine(EMEngine):
 
     def _prior_objective(self, model: MultiRegionLatentModel, state: Any, stats: Any) -> Any:
         prior, _, moments = stats
-        return (lambda: model.expected_log_prior(moments, prior.slices, state.T)), (moments.n_trials, state.T)
+        return model.expected_log_prior_fn(moments, prior.slices, state.T), (moments.n_trials, state.T)
 
     def posterior(
         self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None, neurons: Tensor | None = None

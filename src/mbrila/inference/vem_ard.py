@@ -153,7 +153,7 @@ class VEMKalmanARDEngine(_ARDEngine):
     ----------
     max_iter, tol, grad_steps, lr, patience : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
         :data:`ARD_TOL`).
-    method : Kalman method, ``"auto"``, ``"parallel"`` or ``"sequential"``.
+    method : Kalman method, ``"auto"``, ``"fused"``, ``"parallel"`` or ``"sequential"``.
     """
 
     method: Method = "auto"
@@ -178,7 +178,7 @@ class VEMKalmanARDEngine(_ARDEngine):
 
     def _prior_objective(self, model: MultiRegionLatentModel, state: Any, stats: LatentPosterior) -> Any:
         prior, moments, skip = stats.extra
-        objective = lambda: model.expected_log_prior(moments, prior.slices, state.T, skip)  # noqa: E731
+        objective = model.expected_log_prior_fn(moments, prior.slices, state.T, skip)
         return objective, (moments.n_trials, state.T)
 
 

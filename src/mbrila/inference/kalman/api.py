@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from mbrila.inference.kalman import parallel, sequential
+from mbrila.inference.kalman import fused, parallel, sequential
 from mbrila.inference.kalman.observation import project_observations
 from mbrila.inference.kalman.params import LGSSM, FilterResult, SmootherResult
 from mbrila.inference.kalman.validate import (
@@ -18,23 +18,23 @@ from mbrila.inference.kalman.validate import (
     check_tensors,
 )
 
-Method = Literal["auto", "parallel", "sequential"]
-_METHODS = {"parallel": parallel, "sequential": sequential}
+Method = Literal["auto", "fused", "parallel", "sequential"]
+_METHODS = {"fused": fused, "parallel": parallel, "sequential": sequential}
 
 
 def resolve_method(method: str, device: torch.device) -> Method:
-    """``"auto"`` picks the parallel scan on accelerators and the sequential recursion on CPU.
+    """``"auto"`` picks the parallel scan on accelerators and the fused recursion on CPU.
 
-    On a CPU the sequential filter does less total work and wins for the trial lengths of neural data (see
-    ``benchmarks/kalman.py``); on a GPU the log-depth scan wins.
+    On a CPU the recursions do less total work than the scan and win for the trial lengths of neural data; the
+    fused one (:mod:`.fused`: covariances once, every trial's means in one product per step) is the sequential
+    one with its per-step overhead removed, and falls back to it when the observation precision differs between
+    trials (see ``benchmarks/kalman.py``). On a GPU the log-depth scan wins.
     """
     if method == "auto":
-        return "sequential" if device.type == "cpu" else "parallel"
-    if method == "parallel":
-        return "parallel"
-    if method == "sequential":
-        return "sequential"
-    raise ValueError(f"method must be 'auto', 'parallel' or 'sequential'; got {method!r}.")
+        return "fused" if device.type == "cpu" else "parallel"
+    if method in ("fused", "parallel", "sequential"):
+        return method  # type: ignore[return-value]
+    raise ValueError(f"method must be 'auto', 'fused', 'parallel' or 'sequential'; got {method!r}.")
 
 
 def _prepare(
@@ -100,8 +100,8 @@ def kalman_filter(
 
     Parameters
     ----------
-    method : ``"auto"`` (sequential on CPU, parallel elsewhere), ``"parallel"`` (associative scan, log depth)
-        or ``"sequential"``.
+    method : ``"auto"`` (fused on CPU, parallel elsewhere), ``"fused"`` (shared covariances computed once,
+        means for all trials per step), ``"parallel"`` (associative scan, log depth) or ``"sequential"``.
     validate : check shapes, finiteness and PSD-ness of the inputs first (costs one host sync).
     """
     J_, h_, c = _prepare(params, y, mask, J, h, validate)
