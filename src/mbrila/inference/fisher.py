@@ -57,7 +57,9 @@ def _derivatives(K: Tensor, dirs: list[tuple[nn.Parameter, int]]) -> list[Tensor
     elementwise in the lags, so every pass is cheap)."""
     params = list({id(p): p for p, _ in dirs}.values())
     u = torch.zeros_like(K, requires_grad=True)
-    grads = torch.autograd.grad(K, params, grad_outputs=u, create_graph=True, allow_unused=True)
+    # g(u) as the gradient of the scalar Σ K∘u: passing u as grad_outputs instead would make torch import its
+    # symbolic-shapes machinery (sympy; seconds of a fresh process) to check the shapes.
+    grads = torch.autograd.grad((K * u).sum(), params, create_graph=True, allow_unused=True)
     by_id = {id(p): g for p, g in zip(params, grads, strict=True)}
     out = []
     for p, i in dirs:
