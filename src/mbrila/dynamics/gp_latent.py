@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mbrila.dynamics.block import BlockMoments, BlockTransition, gaussian_expected_logpdf
+from mbrila.dynamics.block import BlockMoments, BlockTransition, expected_log_prior, gaussian_expected_logpdf
 from mbrila.dynamics.exact_gp import check_gp_latent
 from mbrila.dynamics.lift import lift, window_covariance, window_times
 from mbrila.dynamics.window_objective import window_expected_log_prior, window_moments
 from mbrila.kernels import BaseKernel, discretize_sde
+from mbrila.utils.linalg import symmetrize
 
 
 class MarkovianGPLatent(nn.Module):
@@ -86,49 +87,61 @@ class MarkovianGPLatent(nn.Module):
 
 
 def lifted_group_key(blk: nn.Module, delays: Tensor | None) -> tuple | None:
-    """Blocks with equal keys can share one :func:`grouped_expected_log_prior` call; None: not an AR-lifted GP."""
-    if not isinstance(blk, MarkovianGPLatent) or blk.uses_sde:
+    """Blocks with equal keys can share one :func:`grouped_expected_log_prior` call; None: not a GP block.
+
+    AR-lifted latents group by views, order, nugget and delay shape; exact-SDE latents by kernel class, state
+    size and nugget.
+    """
+    if not isinstance(blk, MarkovianGPLatent):
         return None
+    if blk.uses_sde:
+        return ("sde", type(blk.kernel), blk.state_dim, blk.eps)
     shape = (blk.n_views,) if delays is None else tuple(delays.shape)
-    return (blk.n_views, blk.order, blk.eps, shape)
+    return ("ar", blk.n_views, blk.order, blk.eps, shape)
 
 
 @dataclass(frozen=True)
 class GroupMoments:
-    """The moments a group of AR-lifted latents needs, stacked once per M-step (leading dimension: the blocks).
+    """The moments a group of GP latents needs, stacked once per M-step (leading dimension: the blocks).
 
-    ``windows``: ``(G, K, (P+1)V, (P+1)V)`` summed second moments of the windows ``(z_t, s_{t−1})``
-    (:func:`~mbrila.dynamics.window_objective.window_moments`; ``K = 1`` when summed over time); ``first``:
-    ``(G, S, S)`` of the first state; ``n_trials``; ``count`` residuals per window moment.
+    ``windows``: for AR-lifted latents, ``(G, K, (P+1)V, (P+1)V)`` summed second moments of the windows
+    ``(z_t, s_{t−1})`` (:func:`~mbrila.dynamics.window_objective.window_moments`; ``K = 1`` when summed over
+    time); ``block``: for exact-SDE latents, their :class:`~mbrila.dynamics.block.BlockMoments` stacked;
+    ``first``: ``(G, S, S)`` of the first state; ``n_trials``; ``count`` residuals per transition moment.
     """
 
-    windows: Tensor
+    windows: Tensor | None
+    block: BlockMoments | None
     first: Tensor
     n_trials: int
     count: int
 
 
-def stack_moments(moments: Sequence[BlockMoments], n_views: int) -> GroupMoments:
-    """:class:`GroupMoments` of several blocks of one shape."""
+def stack_moments(blocks: Sequence[MarkovianGPLatent], moments: Sequence[BlockMoments]) -> GroupMoments:
+    """:class:`GroupMoments` of several blocks of one group (:func:`lifted_group_key`)."""
     cur, cross, prev = (torch.stack([getattr(m, f) for m in moments]) for f in ("cur", "cross", "prev"))
-    return GroupMoments(
-        windows=window_moments(cur, cross, prev, n_views),
-        first=torch.stack([m.first for m in moments]),
-        n_trials=moments[0].n_trials,
-        count=moments[0].count,
-    )
+    first = torch.stack([m.first for m in moments])
+    n, count = moments[0].n_trials, moments[0].count
+    if blocks[0].uses_sde:
+        return GroupMoments(None, BlockMoments(first, cur, cross, prev, n, count), first, n, count)
+    return GroupMoments(window_moments(cur, cross, prev, blocks[0].n_views), None, first, n, count)
 
 
 def grouped_expected_log_prior(
     blocks: Sequence[MarkovianGPLatent], delays: Sequence[Tensor | None], moments: GroupMoments
 ) -> Tensor:
-    """``Σ_g E[log p(s^g)]`` over AR-lifted GP latents of one shape (:func:`lifted_group_key`), as one batch.
+    """``Σ_g E[log p(s^g)]`` over the GP latents of one group (:func:`lifted_group_key`), as one batch.
 
-    Equal to summing :func:`~mbrila.dynamics.block.expected_log_prior` of each block's :meth:`transition`, but
-    evaluated from the window covariances (:mod:`mbrila.dynamics.window_objective`, analytic gradient); only the
-    kernels are evaluated per block.
+    Equal to summing :func:`~mbrila.dynamics.block.expected_log_prior` of each block's :meth:`transition`; only
+    the kernels are evaluated per block. AR-lifted latents are evaluated from their window covariances
+    (:mod:`mbrila.dynamics.window_objective`, analytic gradient); exact-SDE latents share one batched matrix
+    exponential.
     """
     first = blocks[0]
+    if first.uses_sde:
+        assert moments.block is not None
+        return _sde_group(blocks, moments.block)
+    assert moments.windows is not None
     ref = first._reference_tensor()
     V, PV = first.n_views, first.state_dim
     views = [torch.zeros(V, dtype=ref.dtype, device=ref.device) if d is None else d for d in delays]
@@ -145,3 +158,22 @@ def grouped_expected_log_prior(
         transitions, P0 = Sigma[:, 1:], Sigma[:, 0, :PV, :PV]
     ll = window_expected_log_prior(transitions, moments.windows, V, moments.count)
     return ll + gaussian_expected_logpdf(P0, moments.first, moments.n_trials)
+
+
+def _sde_group(blocks: Sequence[MarkovianGPLatent], moments: BlockMoments) -> Tensor:
+    """Exact-SDE latents (one view, no delay) of one kernel class: ``A = expm(F)``, ``Q = P∞ − A P∞ Aᵀ`` batched."""
+    forms = [b.kernel.sde_form() for b in blocks]
+    F = torch.stack([f.F for f in forms])
+    Pinf = torch.stack([f.Pinf for f in forms])
+    scale = 1.0 - blocks[0].eps
+    A = torch.linalg.matrix_exp(F)
+    Q = scale * symmetrize(Pinf - A @ Pinf @ A.mT)
+    S = A.shape[-1]
+    tr = BlockTransition(
+        A=A.unsqueeze(1),  # one (time-summed) transition per block
+        Q=Q.unsqueeze(1),
+        P0=scale * Pinf,
+        H=forms[0].H,
+        noisy=torch.arange(S, device=A.device),
+    )
+    return expected_log_prior(tr, moments)

@@ -231,15 +231,15 @@ class MultiRegionLatentModel(nn.Module):
                 delays = self._latent_delays(k, T)
             key = lifted_group_key(blk, delays)
             if key is not None:
-                constant = delays is None or delays.ndim == 1
+                constant = delays is None or delays.ndim == 1  # SDE latents and constant delays: time-invariant
                 grouped.setdefault(key, []).append((blk, k, moments.block(sl, sum_over_time=constant)))
                 continue
             with torch.no_grad():
                 time_varying = blk.transition(delays).A.ndim == 3  # type: ignore[operator]
             singles.append((blk, k, moments.block(sl, sum_over_time=not time_varying)))
         groups = [
-            ([m[0] for m in g], [m[1] for m in g], stack_moments([m[2] for m in g], key[0]))
-            for key, g in grouped.items()
+            ([m[0] for m in g], [m[1] for m in g], stack_moments([m[0] for m in g], [m[2] for m in g]))
+            for g in grouped.values()
         ]
 
         def objective() -> Tensor:
