@@ -118,3 +118,19 @@ def test_a_precision_that_carries_a_gradient_uses_the_full_update():
     J = torch.eye(4, dtype=F64)[:, :1] @ torch.eye(4, dtype=F64)[:1]
     assert fused._low_rank_factor(J) is not None
     assert fused._low_rank_factor(J.clone().requires_grad_(True)) is None
+
+
+def test_data_sums_give_the_same_likelihood_and_bad_sums_are_refused():
+    from mbrila.inference.kalman.observation import data_sums
+
+    params = random_model(3, 5, 12, tv=False, seed=12)
+    y, mask = random_data(4, 12, 5, masked=True, seed=12)
+    y = y.nan_to_num()
+    plain = kalman_smoother(params, y)
+    with_sums = kalman_smoother(params, y, sums=data_sums(y))
+    assert rel_err(with_sums.log_likelihood, plain.log_likelihood) < 1e-12
+    torch.testing.assert_close(with_sums.mean, plain.mean, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="complete data"):
+        kalman_smoother(params, y, mask, sums=data_sums(y))
+    with pytest.raises(ValueError, match=r"\(B, N\)"):
+        kalman_smoother(params, y, sums=data_sums(y[:2]))

@@ -10,17 +10,16 @@ AR(P) lift of :mod:`mbrila.dynamics.lift`. A single-view latent without delay wh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
 
 from mbrila.dynamics.block import BlockMoments, BlockTransition, expected_log_prior, gaussian_expected_logpdf
 from mbrila.dynamics.exact_gp import check_gp_latent
-from mbrila.dynamics.lift import lift, window_covariance, window_times
+from mbrila.dynamics.lift import lift, transition_windows, window_covariance, window_times
 from mbrila.dynamics.window_objective import window_expected_log_prior, window_moments
-from mbrila.kernels import BaseKernel, discretize_sde
-from mbrila.utils.linalg import symmetrize
+from mbrila.kernels import BaseKernel, SDEForm, discretize_sde
 
 
 class MarkovianGPLatent(nn.Module):
@@ -64,13 +63,7 @@ class MarkovianGPLatent(nn.Module):
         if self.uses_sde:
             if delays is not None and bool((delays != 0).any()):
                 raise ValueError("the exact-SDE path has no delays; build the latent with exact_sde=False.")
-            sde = self.kernel.sde_form()
-            A, Q = discretize_sde(sde, 1.0)
-            # The nugget is white noise on the read-out; the SDE state carries the (1 − ε) smooth part.
-            scale = 1.0 - self.eps
-            S = A.shape[-1]
-            noisy = torch.arange(S, device=A.device)
-            return BlockTransition(A=A, Q=scale * Q, P0=scale * sde.Pinf, H=sde.H, noisy=noisy)
+            return sde_transition(self.kernel.sde_form(), self.eps)
         ref = self._reference_tensor()
         if delays is None:
             delays = torch.zeros(self.n_views, dtype=ref.dtype, device=ref.device)
@@ -151,11 +144,10 @@ def grouped_expected_log_prior(
             for b, d in zip(blocks, views, strict=True)
         ]
     )
-    if views[0].ndim == 1:
-        transitions, P0 = Sigma.unsqueeze(1), Sigma[..., :PV, :PV]
-    else:
-        # Window t conditions z_t on z_{t−1..t−P}: it is the transition t−1 → t.
-        transitions, P0 = Sigma[:, 1:], Sigma[:, 0, :PV, :PV]
+    constant = views[0].ndim == 1
+    transitions, P0 = transition_windows(Sigma, constant, PV)
+    if constant:
+        transitions = transitions.unsqueeze(1)  # one (time-summed) transition per block
     ll = window_expected_log_prior(transitions, moments.windows, V, moments.count)
     return ll + gaussian_expected_logpdf(P0, moments.first, moments.n_trials)
 
@@ -163,17 +155,18 @@ def grouped_expected_log_prior(
 def _sde_group(blocks: Sequence[MarkovianGPLatent], moments: BlockMoments) -> Tensor:
     """Exact-SDE latents (one view, no delay) of one kernel class: ``A = expm(F)``, ``Q = P∞ − A P∞ Aᵀ`` batched."""
     forms = [b.kernel.sde_form() for b in blocks]
-    F = torch.stack([f.F for f in forms])
-    Pinf = torch.stack([f.Pinf for f in forms])
-    scale = 1.0 - blocks[0].eps
-    A = torch.linalg.matrix_exp(F)
-    Q = scale * symmetrize(Pinf - A @ Pinf @ A.mT)
-    S = A.shape[-1]
-    tr = BlockTransition(
-        A=A.unsqueeze(1),  # one (time-summed) transition per block
-        Q=Q.unsqueeze(1),
-        P0=scale * Pinf,
-        H=forms[0].H,
-        noisy=torch.arange(S, device=A.device),
-    )
-    return expected_log_prior(tr, moments)
+    stacked = SDEForm(F=torch.stack([f.F for f in forms]), H=forms[0].H, Pinf=torch.stack([f.Pinf for f in forms]))
+    tr = sde_transition(stacked, blocks[0].eps)
+    # One (time-summed) transition per block.
+    return expected_log_prior(replace(tr, A=tr.A.unsqueeze(1), Q=tr.Q.unsqueeze(1)), moments)
+
+
+def sde_transition(sde: SDEForm, eps: float) -> BlockTransition:
+    """The exact discretised SDE as a block (batched over leading dimensions of ``F`` and ``P∞``).
+
+    The nugget is white noise on the read-out; the SDE state carries the ``(1 − ε)`` smooth part.
+    """
+    A, Q = discretize_sde(sde, 1.0)
+    scale = 1.0 - eps
+    noisy = torch.arange(A.shape[-1], device=A.device)
+    return BlockTransition(A=A, Q=scale * Q, P0=scale * sde.Pinf, H=sde.H, noisy=noisy)

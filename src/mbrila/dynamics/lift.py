@@ -122,19 +122,21 @@ def lift(kernel: BaseKernel, delays: Tensor, order: int, eps: float) -> tuple[Te
     A, Q : ``(P·V, P·V)`` for constant delays, else ``(T−1, P·V, P·V)`` with ``A[t]`` mapping ``s_t`` to ``s_{t+1}``.
     P0 : ``(P·V, P·V)`` covariance of the first state.
     """
+    V = delays.shape[-1]
     Sigma = window_covariance(kernel, window_times(delays, order), eps)
-    return lift_windows(Sigma, delays.ndim == 1, order, delays.shape[-1])
-
-
-def lift_windows(Sigma: Tensor, constant: bool, order: int, n_views: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``(A, Q, P0)`` from window covariances: ``(..., M, M)`` (constant delays) or ``(..., T, M, M)``."""
-    PV = order * n_views
-    if constant:
-        coef, noise = condition_windows(Sigma, n_views)
-        P0 = Sigma[..., :PV, :PV]
-    else:
-        # Window t conditions z_t on z_{t−1..t−P}: it is the transition t−1 → t.
-        coef, noise = condition_windows(Sigma[..., 1:, :, :], n_views)
-        P0 = Sigma[..., 0, :PV, :PV]
+    windows, P0 = transition_windows(Sigma, delays.ndim == 1, order * V)
+    coef, noise = condition_windows(windows, V)
     A, Q = companion(coef, noise)
     return A, Q, P0
+
+
+def transition_windows(Sigma: Tensor, constant: bool, state_dim: int) -> tuple[Tensor, Tensor]:
+    """The window covariances of the transitions and the first state's covariance ``P0``.
+
+    ``Sigma``: ``(..., M, M)`` for constant delays (one window serves every transition) or ``(..., T, M, M)``,
+    whose window ``t`` conditions ``z_t`` on ``z_{t−1..t−P}``, i.e. belongs to the transition ``t−1 → t``.
+    Returns ``(..., M, M)`` or ``(..., T−1, M, M)``, and ``(..., S, S)`` with ``S = state_dim``.
+    """
+    if constant:
+        return Sigma, Sigma[..., :state_dim, :state_dim]
+    return Sigma[..., 1:, :, :], Sigma[..., 0, :state_dim, :state_dim]

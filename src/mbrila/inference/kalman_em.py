@@ -27,9 +27,9 @@ from mbrila.core.capabilities import register_engine
 from mbrila.core.results import Posterior
 from mbrila.dynamics import FreeLDSLatent
 from mbrila.inference.em import EMEngine
-from mbrila.inference.kalman import LGSSM, SmootherResult, kalman_smoother, resolve_method
+from mbrila.inference.kalman import kalman_smoother, resolve_method
 from mbrila.inference.kalman.api import Method
-from mbrila.inference.kalman.observation import data_sums, project_observations
+from mbrila.inference.kalman.observation import data_sums
 from mbrila.inference.moments import StateMoments
 from mbrila.inference.overrelax import OverRelaxation, observation_update
 
@@ -69,24 +69,14 @@ class KalmanEMEngine(EMEngine):
             sums=data_sums(y) if mask is None else None,
         )
 
-    def _smooth(self, params: LGSSM, state: Any, validate: bool) -> SmootherResult:
-        if validate or state.sums is None:
-            return kalman_smoother(params, state.y, state.mask, method=state.method, validate=validate)
-        # Complete data after the first (validated) E-step: the information route with the data's sums kept
-        # from _begin, so the y-only terms of the likelihood do not cost a pass over the squared data.
-        assert params.C is not None and params.d is not None and params.R is not None
-        J, h, c = project_observations(params.C, params.d, params.R, state.y, None, state.sums)
-        post = kalman_smoother(replace(params, C=None, d=None, R=None), J=J, h=h, method=state.method, validate=False)
-        ll = post.log_likelihood + c
-        return replace(post, log_likelihood=ll, filtered=replace(post.filtered, log_likelihood=ll))
-
     def _e_step(self, model: MultiRegionLatentModel, state: Any, first: bool, previous: float | None) -> Any:
-        T = state.T
+        y, mask, T = state.y, state.mask, state.T
         prior = model.prior(T)
-        post = self._smooth(model.lgssm(T, prior), state, validate=first)
+        # The data's sums, kept from _begin, spare every E-step a pass over the squared data.
+        post = kalman_smoother(model.lgssm(T, prior), y, mask, method=state.method, validate=first, sums=state.sums)
         score = float(post.log_likelihood.sum())
         if state.relax is not None and previous is not None and state.relax.reject(model.observation, score, previous):
-            post = self._smooth(model.lgssm(T, prior), state, validate=False)
+            post = kalman_smoother(model.lgssm(T, prior), y, mask, method=state.method, validate=False, sums=state.sums)
             score = float(post.log_likelihood.sum())
         return score, (prior, post, StateMoments.from_posterior(post))
 

@@ -44,20 +44,31 @@ def _prepare(
     J: Tensor | None,
     h: Tensor | None,
     validate: bool,
+    sums: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Return the information-form observation ``(J, h)`` and the y-only log-density terms (None for J/h input)."""
     if y is not None:
         if J is not None or h is not None:
             raise ValueError("pass either y (with params.C, d, R and optional mask) or J and h, not both.")
+        if sums is not None and mask is not None:
+            raise ValueError("sums (data_sums(y)) are for complete data; pass mask=None or leave sums out.")
         check_tensors(A=params.A, Q=params.Q, m0=params.m0, P0=params.P0, C=params.C, d=params.d, R=params.R, y=y)
         if validate:
             if y.ndim != 3:
                 raise ValueError(f"y must have shape (B, T, N) = (trials, time, neurons); got {tuple(y.shape)}.")
             D = check_dynamics(params, y.shape[1])
             check_observation(params, y, mask, D)
+            expected = (y.shape[0], y.shape[2])
+            if sums is not None and any(tuple(s.shape) != expected for s in sums):
+                raise ValueError(
+                    f"sums must be data_sums(y): two tensors of shape (B, N) = {expected}; "
+                    f"got {[tuple(s.shape) for s in sums]}."
+                )
         assert params.C is not None and params.R is not None
         d = params.d if params.d is not None else params.C.new_zeros(params.C.shape[0])
-        return project_observations(params.C, d, params.R, y, mask)
+        return project_observations(params.C, d, params.R, y, mask, sums)
+    if sums is not None:
+        raise ValueError("sums belong to the observation route (y); the information route has no y-only terms.")
     if J is None or h is None:
         raise ValueError("pass y (observation route) or both J and h (information route).")
     if mask is not None:
@@ -89,6 +100,7 @@ def kalman_filter(
     h: Tensor | None = None,
     method: Method = "auto",
     validate: bool = True,
+    sums: tuple[Tensor, Tensor] | None = None,
 ) -> FilterResult:
     """Filtered marginals ``p(x_t | y_0 … y_t)`` and ``log p(y)`` of a linear-Gaussian state-space model.
 
@@ -103,8 +115,10 @@ def kalman_filter(
     method : ``"auto"`` (fused on CPU, parallel elsewhere), ``"fused"`` (shared covariances computed once,
         means for all trials per step), ``"parallel"`` (associative scan, log depth) or ``"sequential"``.
     validate : check shapes, finiteness and PSD-ness of the inputs first (costs one host sync).
+    sums : :func:`~mbrila.inference.kalman.observation.data_sums` of ``y`` (complete data), when the same ``y``
+        is smoothed many times (EM): the y-only likelihood terms then cost ``O(B·N)`` per call.
     """
-    J_, h_, c = _prepare(params, y, mask, J, h, validate)
+    J_, h_, c = _prepare(params, y, mask, J, h, validate, sums)
     impl = _METHODS[resolve_method(method, h_.device)]
     mean, cov, ll, pmean, pcov = impl.filter_info(params.A, params.Q, params.m0, params.P0, J_, h_)
     if c is not None:
@@ -123,6 +137,7 @@ def kalman_smoother(
     h: Tensor | None = None,
     method: Method = "auto",
     validate: bool = True,
+    sums: tuple[Tensor, Tensor] | None = None,
 ) -> SmootherResult:
     """Smoothed marginals ``p(x_t | y)``, lag-one cross-covariances and ``log p(y)``.
 
@@ -131,7 +146,7 @@ def kalman_smoother(
     ``cross_cov[:, t] = Cov(x_{t+1}, x_t | y)``, and ``log_likelihood (B,)``. Covariances carry a leading
     dimension of 1 when they are shared by all trials (no missing data), and are then computed once.
     """
-    filt = kalman_filter(params, y, mask, J=J, h=h, method=method, validate=validate)
+    filt = kalman_filter(params, y, mask, J=J, h=h, method=method, validate=validate, sums=sums)
     impl = _METHODS[resolve_method(method, filt.mean.device)]
     mean, cov, cross = impl.smooth(params.A, filt.mean, filt.cov, filt.pred_mean, filt.pred_cov)
     if validate:

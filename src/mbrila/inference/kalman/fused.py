@@ -25,11 +25,13 @@ is passed on to :mod:`.sequential`.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import Tensor
 
 from mbrila.inference.kalman import sequential
-from mbrila.inference.kalman.steps import smoother_gain
+from mbrila.inference.kalman.steps import info_update_cov, smoother_gain
 from mbrila.utils.linalg import eye_like, symmetrize
 
 
@@ -59,15 +61,8 @@ def _low_rank_factor(J: Tensor) -> Tensor | None:
     return evecs[:, keep] * evals[keep].sqrt()
 
 
-def _update_full(P_pred: Tensor, J: Tensor, eye: Tensor) -> tuple[Tensor, Tensor]:
-    """``(P⁺, log|I + P⁻J|)`` with ``P⁺ = (I + P⁻J)⁻¹ P⁻``."""
-    LU, piv = torch.linalg.lu_factor(eye + P_pred @ J)
-    # I + P J is similar to I + P^½ J P^½ (positive definite): its determinant is the product of |U_ii|.
-    return symmetrize(torch.linalg.lu_solve(LU, piv, P_pred)), LU.diagonal().abs().log().sum()
-
-
 def _update_low_rank(P_pred: Tensor, U: Tensor, eye_r: Tensor) -> tuple[Tensor, Tensor]:
-    """The same for ``J = U Uᵀ``: ``P⁺ = P⁻ − P⁻U (I + UᵀP⁻U)⁻¹ UᵀP⁻`` and ``|I + P⁻J| = |I + UᵀP⁻U|`` (Sylvester)."""
+    """:func:`~.steps.info_update_cov` for ``J = U Uᵀ``: ``P⁺ = P⁻ − P⁻U (I + UᵀP⁻U)⁻¹ UᵀP⁻`` and ``|I + P⁻J| = |I + UᵀP⁻U|`` (Sylvester)."""
     PU = P_pred @ U
     L = torch.linalg.cholesky(symmetrize(eye_r + U.mT @ PU))
     Y = torch.linalg.solve_triangular(L, PU.mT, upper=False)
@@ -78,17 +73,21 @@ def _riccati(A: Tensor, Q: Tensor, P0: Tensor, J: Tensor, T: int, tol: float) ->
     """Filtered and predicted covariances ``(T, D, D)`` and ``log|I + P⁻_t J|`` ``(T,)`` of the shared recursion."""
     steady = tol > 0 and A.ndim == 2 and Q.ndim == 2
     U = _low_rank_factor(J)
-    eye = eye_like(P0) if U is None else torch.eye(U.shape[-1], dtype=U.dtype, device=U.device)
+    if U is None:
+        update = partial(info_update_cov, J=J)
+    else:
+        update = partial(_update_low_rank, U=U, eye_r=torch.eye(U.shape[-1], dtype=U.dtype, device=U.device))
     P_pred = P0
     filt, pred, logdet = [], [], []
     for t in range(T):
-        P, ld = _update_full(P_pred, J, eye) if U is None else _update_low_rank(P_pred, U, eye)
+        P, ld = update(P_pred)
         filt.append(P)
         pred.append(P_pred)
         logdet.append(ld)
         if t + 1 == T:
             break
-        P_next = symmetrize(sequential._at(A, t) @ P @ sequential._at(A, t).mT + sequential._at(Q, t))
+        A_t = sequential._at(A, t)
+        P_next = symmetrize(A_t @ P @ A_t.mT + sequential._at(Q, t))
         if steady and _converged(P_next, P_pred, tol):
             n = T - t - 1
             filt.extend([P] * n)

@@ -34,16 +34,21 @@ def info_update(m: Tensor, P: Tensor, J: Tensor, h: Tensor) -> tuple[Tensor, Ten
     -------
     m⁺ ``(..., D)``, P⁺ ``(..., D, D)``, ℓ ``(...)``.
     """
+    P_post, logdet = info_update_cov(P, J)
+    Jm = mv(J, m)
+    g = h - Jm
+    m_post = m + mv(P_post, g)
+    ll = -0.5 * logdet + 0.5 * (g * mv(P_post, g)).sum(-1) + (h * m).sum(-1) - 0.5 * (m * Jm).sum(-1)
+    return m_post, P_post, ll
+
+
+def info_update_cov(P: Tensor, J: Tensor) -> tuple[Tensor, Tensor]:
+    """The covariance half of :func:`info_update`: ``P⁺ = (I + P J)⁻¹ P`` and ``log|I + P J|`` (``(..., D, D)``, ``(...)``)."""
     M = eye_like(P) + P @ J
     LU, pivots = torch.linalg.lu_factor(M)
     P_post = symmetrize(torch.linalg.lu_solve(LU, pivots, P.expand_as(M)))
-    g = h - mv(J, m)
-    m_post = m + mv(P_post, g)
     # log|M| from the LU diagonal: M is similar to I + P^½ J P^½, so its determinant is positive.
-    logdet = LU.diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)
-    Jm = mv(J, m)
-    ll = -0.5 * logdet + 0.5 * (g * mv(P_post, g)).sum(-1) + (h * m).sum(-1) - 0.5 * (m * Jm).sum(-1)
-    return m_post, P_post, ll
+    return P_post, LU.diagonal(dim1=-2, dim2=-1).abs().log().sum(-1)
 
 
 def predict(m: Tensor, P: Tensor, A: Tensor, Q: Tensor) -> tuple[Tensor, Tensor]:
