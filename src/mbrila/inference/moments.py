@@ -13,12 +13,16 @@ would all-reduce.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from mbrila.dynamics.block import BlockMoments
 from mbrila.inference.kalman import SmootherResult
+
+if TYPE_CHECKING:
+    from mbrila.inference.laplace import LaplaceResult
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class StateMoments:
     n_trials: int
 
     @classmethod
-    def from_posterior(cls, post: SmootherResult) -> StateMoments:
+    def from_posterior(cls, post: SmootherResult | LaplaceResult) -> StateMoments:
         m = post.mean
         B = m.shape[0]
         # Covariances shared by all trials carry a leading 1: multiply by B instead of summing copies.

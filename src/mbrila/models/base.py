@@ -62,7 +62,8 @@ class MultiRegionLatentModel(nn.Module):
     within : per region, the blocks of its within latents.
     delay : the delay parametrisation of the across latents (None: no delays).
     engine : the inference engine that fits the model.
-    observation : the read-out (default: a :class:`~mbrila.observations.MultiRegionLinearObservation`).
+    observation : the read-out, or a factory ``observation(y_dims, latent_dims)`` building it (default: a
+        :class:`~mbrila.observations.MultiRegionLinearObservation`).
     """
 
     #: The read-out: a MultiRegionLinearObservation, or an ARDObservation for MDLAG (both expose region_blocks,
@@ -82,7 +83,7 @@ class MultiRegionLatentModel(nn.Module):
         within: Sequence[Sequence[nn.Module]],
         delay: Delay | None,
         engine: Any,
-        observation: nn.Module | None = None,
+        observation: nn.Module | Callable[[tuple[int, ...], tuple[int, ...]], nn.Module] | None = None,
     ) -> None:
         """Assemble the model; the parameters are described in the class docstring."""
         super().__init__()
@@ -97,7 +98,11 @@ class MultiRegionLatentModel(nn.Module):
         self.delay = delay if delay is not None else NoDelay(n_regions, self.latent_spec.n_across)
         dims = tuple(self.latent_spec.n_across + self.latent_spec.n_within_for(r) for r in range(n_regions))
         self.latent_dims = dims
-        self.observation = observation if observation is not None else MultiRegionLinearObservation(y_dims, dims)
+        if observation is None:
+            observation = MultiRegionLinearObservation(y_dims, dims)
+        elif not isinstance(observation, nn.Module):
+            observation = observation(y_dims, dims)
+        self.observation = observation
         self.engine = engine
         engine.check_model(self)
 
@@ -202,7 +207,7 @@ class MultiRegionLatentModel(nn.Module):
             P0=prior.P0,
             C=obs.C @ prior.H,
             d=obs.d,
-            R=obs.R,
+            R=getattr(obs, "R", None),  # a Poisson read-out has no noise variance
         )
 
     def expected_log_prior(
@@ -355,11 +360,20 @@ class MultiRegionLatentModel(nn.Module):
         observed : bool ``(N,)`` (per neuron) or ``(trials, T, N)``; True = used for inference. None uses all.
 
         Returns ``(trials, T, N)`` predictions ``C E[x_t | observed] + d`` (posterior means of ``C`` and ``d``
-        for the variational ARD read-out).
+        for the variational ARD read-out); for a Poisson read-out, the expected rates ``E[f(c_nᵀx_t + d_n)]``
+        under the (Laplace) posterior of ``x_t``.
         """
         post = self._posterior(data, observed)
         C, d = self.observation.mean_loadings()
-        return post.mean @ C.mT + d
+        if not hasattr(self.observation, "expected_rate"):
+            return post.mean @ C.mT + d
+        mean = post.mean @ C.mT + d
+        var = torch.zeros_like(mean)
+        for neurons, lat in self.observation.region_blocks():
+            # Per region: the drive's variance c_nᵀ V_t c_n over the region's own latents only.
+            Cr = C[neurons, lat]
+            var[..., neurons] = torch.einsum("btij,nj,ni->btn", post.cov[..., lat, lat], Cr, Cr)
+        return self.observation.expected_rate(mean, var)
 
     def save(self, path: str) -> None:
         """Save the model (versioned; reload with :func:`mbrila.load`)."""

@@ -11,6 +11,8 @@ MDLAG      GP latents, ARD read-out (:mod:`mbrila.models.mdlag`)  constant      
 =========  ==================================================  ===============  ==================================
 
 ``kalman`` engines use state-space blocks (AR(P) lift or exact SDE); ``exact`` / ``time`` use dense covariances.
+GPFA, DLAG, ADM and LDS also take spike counts: ``observation="poisson"`` swaps the linear-Gaussian read-out for a
+Poisson one and ``kalman`` for Laplace EM (:class:`~mbrila.inference.LaplaceEMEngine`).
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ from mbrila.delays import Delay, FixedDelay, NoDelay, TimeVaryingDelay
 from mbrila.dynamics import ExactGPLatent, FreeLDSLatent, MarkovianGPLatent
 from mbrila.inference.exact_em import ExactEMEngine
 from mbrila.inference.kalman_em import KalmanEMEngine
+from mbrila.inference.laplace_em import LaplaceEMEngine
 from mbrila.init import Deflation, deflate_across, initialize_multi_region
+from mbrila.init.counts import initialize_from_counts
 from mbrila.kernels import BaseKernel, RBFKernel
 from mbrila.models.base import MultiRegionLatentModel
+from mbrila.observations.poisson import LINKS, PoissonObservation
 
 KernelFactory = Callable[[], BaseKernel]
 
@@ -81,6 +86,25 @@ def resolve_engine(engine: Any, names: dict[str, type], default: str, **defaults
 
 #: Engine names of the linear-Gaussian presets.
 LINEAR_ENGINES: dict[str, type] = {"exact": ExactEMEngine, "kalman": KalmanEMEngine}
+#: Engine names of the presets with a Poisson read-out (``"exact"`` is kept so that its refusal names the reason).
+POISSON_ENGINES: dict[str, type] = {"exact": ExactEMEngine, "kalman": LaplaceEMEngine}
+#: Read-outs a state-space preset accepts.
+OBSERVATIONS = ("gaussian", "poisson")
+
+
+def observation_factory(observation: str, link: str) -> Callable[[tuple[int, ...], tuple[int, ...]], Any] | None:
+    """None for the Gaussian read-out (the model's default), else a factory of the Poisson read-out."""
+    if observation not in OBSERVATIONS:
+        raise ValueError(
+            f"observation must be one of {OBSERVATIONS}; got {observation!r}. Use 'poisson' for spike counts."
+        )
+    if link not in LINKS:
+        raise ValueError(f"link must be one of {LINKS}; got {link!r}.")
+    if observation == "gaussian":
+        if link != "exp":
+            raise ValueError("link applies to observation='poisson' only.")
+        return None
+    return lambda y_dims, latent_dims: PoissonObservation(y_dims, latent_dims, link=link)
 
 
 def gp_blocks(
@@ -130,16 +154,30 @@ class _GPPreset(MultiRegionLatentModel):
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
         engine_defaults: dict[str, Any] | None = None,
+        observation: str = "gaussian",
+        link: str = "exp",
     ) -> None:
         spec = latent_spec.for_regions(len(y_dims))
-        eng = resolve_engine(engine, LINEAR_ENGINES, self.default_engine, **(engine_defaults or {}))
+        factory = observation_factory(observation, link)
+        if factory is None:
+            eng = resolve_engine(engine, LINEAR_ENGINES, self.default_engine, **(engine_defaults or {}))
+        else:
+            # Counts need the state-space engine (Laplace EM), whatever the preset's Gaussian default is.
+            eng = resolve_engine(engine, POISSON_ENGINES, "kalman", **(engine_defaults or {}))
         form = getattr(eng, "latent_form", "state_space")
         acr, wit = gp_blocks(spec, len(y_dims), kernel_factory_across, kernel_factory_within, form, order, eps)
-        super().__init__(spec, y_dims, T, acr, wit, delay, eng)
+        super().__init__(spec, y_dims, T, acr, wit, delay, eng, observation=factory)
+        self.observation_kind = observation
         self.to(dtype=dtype, device=device)
 
     def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
-        """Multi-set CCA + AMUSE for the across latents, factor analysis for the within latents."""
+        """Multi-set CCA + AMUSE for the across latents, factor analysis for the within latents (for counts: of
+        the square-root counts, :func:`~mbrila.init.counts.initialize_from_counts`)."""
+        if isinstance(self.observation, PoissonObservation):
+            return initialize_from_counts(self, data, type(self)._initialize_gaussian)
+        return self._initialize_gaussian(data)
+
+    def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
         initialize_multi_region(self, data)
         return None
 
@@ -166,6 +204,11 @@ class GPFA(_GPPreset):
     eps : GP nugget ``ε`` (fixed).
     dtype, device : of the parameters (data are moved to them).
     engine_defaults : keyword arguments for the engine built from a name (e.g. ``{"tol": 1e-6}``).
+    observation : ``"gaussian"`` (default: the linear-Gaussian read-out) or ``"poisson"`` (spike counts,
+        ``y ~ Poisson(f(c_nᵀx + d_n))``, :class:`~mbrila.observations.PoissonObservation`, fitted by Laplace EM,
+        :class:`~mbrila.inference.LaplaceEMEngine`; ``engine`` then defaults to ``"kalman"``, the only engine that
+        fits counts).
+    link : the rate link ``f`` of a Poisson read-out: ``"exp"`` (default) or ``"softplus"``.
     """
 
     def __init__(self, latent_spec: LatentSpec, y_dims: Sequence[int], T: int, **kw: Any) -> None:
@@ -190,6 +233,7 @@ class DLAG(_GPPreset):
         :class:`~mbrila.inference.KalmanEMEngine`, linear in ``T``) or an engine instance.
     max_delay : bound on ``|δ|`` in bins (default ``T / 4``).
     kernel_factory_across, kernel_factory_within, order, eps, dtype, device, engine_defaults : as :class:`GPFA`.
+    observation, link : as :class:`GPFA` (counts: ``observation="poisson"``, fitted as DLAG-SSM by Laplace EM).
     """
 
     default_engine = "exact"
@@ -228,7 +272,7 @@ class ADM(_GPPreset):
     smoothness : weight ``λ`` of the second-difference prior on δ(t) (default :data:`DEFAULT_SMOOTHNESS`).
     deflation : :class:`~mbrila.init.Deflation` settings, or None to skip the stage.
     engine : ``"kalman"`` (default; with ``tol =`` :data:`ADM_TOL`) or an engine instance.
-    kernel_factory_across, kernel_factory_within, order, eps, dtype, device : as :class:`GPFA`.
+    kernel_factory_across, kernel_factory_within, order, eps, dtype, device, observation, link : as :class:`GPFA`.
     """
 
     def __init__(
@@ -251,7 +295,7 @@ class ADM(_GPPreset):
         super().__init__(spec, y_dims, T, delay=delay, **kw)
         self.deflation = deflation
 
-    def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
+    def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
         """DLAG's initialisation (constant delays), then the deflation stage; returns the time of each stage."""
         t0 = time.perf_counter()
         initialize_multi_region(self, data)
@@ -297,6 +341,7 @@ class LDS(MultiRegionLatentModel):
     latent_spec, y_dims, T : as :class:`GPFA`.
     engine : ``"kalman"`` (the only engine with a free LDS prior) or an engine instance.
     dtype, device : of the parameters.
+    observation, link : as :class:`GPFA` (``"poisson"``: a Poisson LDS, fitted by Laplace EM).
     """
 
     def __init__(
@@ -308,16 +353,26 @@ class LDS(MultiRegionLatentModel):
         engine: Any = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
+        observation: str = "gaussian",
+        link: str = "exp",
     ) -> None:
         """Build an LDS model; the parameters are described in the class docstring."""
         spec = latent_spec.for_regions(len(y_dims))
         n_r = len(y_dims)
         acr = [FreeLDSLatent(spec.n_across, n_groups=n_r)] if spec.n_across else []
         wit = [[FreeLDSLatent(spec.n_within_for(r))] if spec.n_within_for(r) else [] for r in range(n_r)]
-        eng = resolve_engine(engine, {"kalman": KalmanEMEngine}, "kalman")
-        super().__init__(spec, y_dims, T, acr, wit, NoDelay(n_r, spec.n_across), eng)
+        factory = observation_factory(observation, link)
+        engines: dict[str, type] = {"kalman": KalmanEMEngine if factory is None else LaplaceEMEngine}
+        eng = resolve_engine(engine, engines, "kalman")
+        super().__init__(spec, y_dims, T, acr, wit, NoDelay(n_r, spec.n_across), eng, observation=factory)
+        self.observation_kind = observation
         self.to(dtype=dtype, device=device)
 
     def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
+        if isinstance(self.observation, PoissonObservation):
+            return initialize_from_counts(self, data, type(self)._initialize_gaussian)
+        return self._initialize_gaussian(data)
+
+    def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
         initialize_multi_region(self, data, set_delays=False, set_timescales=False)
         return None

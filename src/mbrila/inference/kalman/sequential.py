@@ -68,19 +68,15 @@ def smooth(A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tens
     """
     T = mean_f.shape[1]
     m_s, P_s = mean_f[:, -1], cov_f[:, -1]
-    means, covs, crosses = [m_s], [P_s], []
+    # Outputs written in place (stacking per-step lists would hold every covariance twice).
+    means = mean_f.new_empty(mean_f.shape)
+    covs = cov_f.new_empty(cov_f.shape)
+    cross = cov_f.new_empty(cov_f.shape[0], T - 1, *cov_f.shape[-2:])
+    means[:, -1], covs[:, -1] = m_s, P_s
     for t in range(T - 2, -1, -1):
         G = smoother_gain(cov_f[:, t], _at(A, t), cov_p[:, t + 1])
-        crosses.append(P_s @ G.mT)
+        cross[:, t] = P_s @ G.mT
         m_s = mean_f[:, t] + mv(G, m_s - mean_p[:, t + 1])
         P_s = symmetrize(cov_f[:, t] + G @ (P_s - cov_p[:, t + 1]) @ G.mT)
-        means.append(m_s)
-        covs.append(P_s)
-    means.reverse()
-    covs.reverse()
-    crosses.reverse()
-    if crosses:
-        cross = torch.stack(crosses, 1)
-    else:
-        cross = cov_f.new_zeros(cov_f.shape[0], 0, *cov_f.shape[-2:])
-    return torch.stack(means, 1), torch.stack(covs, 1), cross
+        means[:, t], covs[:, t] = m_s, P_s
+    return means, covs, cross

@@ -1,0 +1,79 @@
+"""Selected-entry Kalman filter == the dense information filter == dense Gaussian conditioning (float64).
+
+:func:`~mbrila.inference.kalman.selected.filter_selected` takes observation precisions ``J = E J^a Eᵀ`` and
+``h = E h^a`` (``E`` selects the state entries ``idx``) in their ``k × k`` form. It must equal
+:func:`~mbrila.inference.kalman.sequential.filter_info` given the dense ``J`` and ``h``, and its log-likelihood
+must be the information route's ``log ∫ p(s) Π_t exp(h_tᵀ s_t − ½ s_tᵀ J_t s_t) ds``. That integral is checked
+densely: writing ``J^a_t = F_tᵀ F_t`` and ``h^a_t = F_tᵀ u_t``, the factor at step ``t`` is
+``N(u_t; F_t Eᵀ s_t, I)`` up to ``c_t = −½ (r log 2π + ‖u_t‖²)`` (``r`` rows of ``F_t``), so the integral is
+``log N(u; F_big s, I)`` marginalised over the prior (:func:`tests.reference.dense_gaussian.condition`) minus ``Σ c_t``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mbrila.inference.kalman.selected import filter_selected
+from mbrila.inference.kalman.sequential import filter_info
+from tests.reference.dense_gaussian import condition, state_moments
+from tests.unit.test_kalman_parity import random_model
+
+F64 = torch.float64
+TOL = 1e-10
+B, T, D = 3, 5, 5
+IDX = torch.tensor([0, 3])
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = torch.broadcast_tensors(a, b)
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+def factored_observations(rank: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``F (B, T, rank, k)`` and pseudo-data ``u (B, T, rank)``; one step of one trial carries no information."""
+    g = torch.Generator().manual_seed(seed)
+    k = IDX.numel()
+    F = torch.randn(B, T, rank, k, generator=g, dtype=F64)
+    F[0, 2] = 0.0  # J^a = 0 (a step whose counts are all masked)
+    return F, torch.randn(B, T, rank, generator=g, dtype=F64)
+
+
+def dense_form(Ja: torch.Tensor, ha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    J = torch.zeros(B, T, D, D, dtype=F64)
+    J[:, :, IDX[:, None], IDX] = Ja
+    h = torch.zeros(B, T, D, dtype=F64)
+    h[:, :, IDX] = ha
+    return J, h
+
+
+@pytest.mark.parametrize("tv", [False, True])
+@pytest.mark.parametrize("rank", [1, 2])
+def test_selected_filter_equals_dense_information_filter(tv, rank):
+    params = random_model(D, 4, T, tv, seed=11 + tv)
+    F, u = factored_observations(rank, seed=rank)
+    Ja = F.mT @ F
+    ha = (F.mT @ u.unsqueeze(-1)).squeeze(-1)
+    J, h = dense_form(Ja, ha)
+    sel = filter_selected(params.A, params.Q, params.m0, params.P0, IDX, Ja, ha)
+    ref = filter_info(params.A, params.Q, params.m0, params.P0, J, h)
+    names = ("mean", "cov", "log_likelihood", "pred_mean", "pred_cov")
+    for name, a, b in zip(names, sel, ref, strict=True):
+        assert a.shape == b.shape, name
+        assert rel_err(a, b) < TOL, name
+
+    # The information-route log-likelihood against dense conditioning on the pseudo-data u_t ~ N(F_t Eᵀ s_t, I).
+    mu, S = state_moments(params.A, params.Q, params.m0, params.P0, T)
+    E = torch.zeros(D, IDX.numel(), dtype=F64)
+    E[IDX, torch.arange(IDX.numel())] = 1.0
+    for b in range(B):
+        F_big = torch.block_diag(*[F[b, t] @ E.T for t in range(T)])
+        ub = u[b].reshape(-1)
+        mean, cov, ll = condition(mu, S, F_big, torch.zeros_like(ub), torch.ones_like(ub), ub)
+        c = -0.5 * (ub.numel() * math.log(2 * math.pi) + ub @ ub)
+        assert abs(float(sel[2][b] - (ll - c))) < TOL * (1.0 + abs(float(ll - c)))
+        # The filtered moments at the last step are the smoothed ones: the dense posterior's last block.
+        assert rel_err(sel[0][b, -1], mean[-D:]) < TOL
+        assert rel_err(sel[1][b, -1], cov[-D:, -D:]) < TOL
