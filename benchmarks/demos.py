@@ -47,6 +47,8 @@ SYNTHETIC = {
     "adm_ramp": ("examples/synthetic/demo_adm.py", ["--delay-shape", "ramp"]),
     # ADM at the engine's generic tolerance instead of the preset's: what ADM_TOL saves, measured in the same run.
     "adm_generic_tol": ("examples/synthetic/demo_adm.py", ["--tol", "1e-7", "--no-compare"]),
+    # Spike counts: Poisson DLAG-SSM and Gaussian DLAG-SSM on sqrt counts (both models' rows are in the summary).
+    "poisson": ("examples/synthetic/demo_poisson.py", []),
 }
 # name → (script, extra flags); the "_last_iterate" rows score the final EM iterate instead of the checkpoint
 # selected on the validation trials, to show what the selection changes; the "_train_psth" rows fit residuals
@@ -88,6 +90,10 @@ KEEP = (
     "ard_precisions",
     "baselines",
     "std_ddof",
+    "poisson",
+    "gaussian_sqrt",
+    "baseline_psth",
+    "mean_rate",
 )
 
 

@@ -11,7 +11,10 @@
    latents from the remaining neurons, and predict the hidden ones as ``E[y | observed neurons]``.
 4. Report per region the PSTH RMSE and the trial-by-trial RMSE over the hidden neurons, averaged over the
    holdout seeds, and the same scores of the trivial baselines of :mod:`mbrila.experiments.baselines` (each
-   neuron's training PSTH, its training mean) on the same trials and held-out neurons.
+   neuron's training PSTH, its training mean) on the same trials and held-out neurons. When the data are spike
+   counts (non-negative integers), also the co-smoothing bits per spike (:func:`mbrila.metrics.co_bps`, the
+   Neural Latents Benchmark's definition) of every prediction: a Poisson model's predicted rates, a Gaussian
+   model's prediction clipped at :data:`RATE_FLOOR` (a rate must be positive).
 
 Option (off by default, label it when reported): ``subtract_train_psth`` fits the model to residuals
 ``y − ȳ_train(t)`` (the training trials' PSTH removed from every trial) and predicts ``ȳ_train(t) + E[residual |
@@ -32,7 +35,8 @@ import torch
 from mbrila.core import FitResult, MultiRegionData, holdout_neuron_folds, holdout_neuron_mask, split_trials
 from mbrila.experiments.baselines import BASELINES
 from mbrila.inference.checkpoint import BestCheckpoint
-from mbrila.metrics import cosmoothing
+from mbrila.metrics import co_bps, cosmoothing
+from mbrila.observations.counts import are_counts
 
 #: EM cap when the validation trials decide when to stop. Plain EM on the V1/V2 data creeps: on split seed 1 the
 #: validation score still improved at the engine's generic cap of 300 iterations (DLAG-SSM 0.05345 → 0.05321 by
@@ -40,6 +44,8 @@ from mbrila.metrics import cosmoothing
 #: engine's default over-relaxed M-step the validation patience ends that split at iteration 480 (DLAG-SSM) and
 #: 635 (ADM), so the cap is a backstop, mostly for fits run with ``overrelax=None``.
 VALIDATED_MAX_ITER = 1000
+#: Smallest rate a prediction is clipped to before it is scored in bits per spike (NLB replaces 0 by 1e-9).
+RATE_FLOOR = 1e-9
 
 
 @dataclass
@@ -125,8 +131,14 @@ def run_cosmoothing(
     baseline_preds = {name: fn(observed_train, observed_test) for name, fn in BASELINES.items()}
     baseline_seeds: dict[str, list[dict[str, float]]] = {name: [] for name in BASELINES}
 
+    counts = are_counts(observed_test.y, observed_test.mask)
+
     def score_heldout(pred: torch.Tensor, keep: np.ndarray) -> dict[str, float]:
-        return cosmoothing(observed_test.y, pred, ~keep, data.y_dims, data.region_names, mask=observed_test.mask)
+        out = cosmoothing(observed_test.y, pred, ~keep, data.y_dims, data.region_names, mask=observed_test.mask)
+        if counts:
+            rates = pred.clamp_min(RATE_FLOOR)
+            out.update(co_bps(observed_test.y, rates, ~keep, data.y_dims, data.region_names, mask=observed_test.mask))
+        return out
 
     for s in range(holdout_seed, holdout_seed + n_holdout_seeds):
         keep = holdout_neuron_mask(data.y_dims, fraction, s)

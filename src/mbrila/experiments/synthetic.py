@@ -82,6 +82,42 @@ def run_synthetic(
         else headline_scenario(scenario, seed=seed, **(scenario_overrides or {}))
     )
     data, truth = scen.sample(dtype=dtype)
+    label = scen.delay_shape if isinstance(scenario, MultiRegionScenario) else scenario
+    return fit_and_score(
+        model_name,
+        scen,
+        data,
+        truth,
+        seed=seed,
+        scenario_label=label,
+        model_kwargs=model_kwargs,
+        latent_spec=latent_spec,
+        max_iter=max_iter,
+        tol=tol,
+        device=device,
+        dtype=dtype,
+        progress=progress,
+    )
+
+
+def fit_and_score(
+    model_name: str,
+    scen: MultiRegionScenario,
+    data: MultiRegionData,
+    truth: ScenarioTruth,
+    *,
+    seed: int,
+    scenario_label: str,
+    model_kwargs: dict[str, Any] | None = None,
+    latent_spec: LatentSpec | None = None,
+    max_iter: int | None = None,
+    tol: float | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float64,
+    progress: bool = True,
+) -> SyntheticRun:
+    """Steps 2–3 of the protocol on data already drawn from ``scen`` (``truth`` belongs to ``data``'s trials);
+    the parameters are those of :func:`run_synthetic`."""
     model = build_model(
         model_name,
         latent_spec=scen.latent_spec if latent_spec is None else latent_spec,
@@ -108,7 +144,7 @@ def run_synthetic(
     ts = model.timescales()
     summary: dict[str, Any] = {
         "method": model_name,
-        "scenario": scen.delay_shape if isinstance(scenario, MultiRegionScenario) else scenario,
+        "scenario": scenario_label,
         "delay_shape": scen.delay_shape,
         "seed": seed,
         "delay_rmse": None if fitted_delays is None else delay_rmse(fitted_delays, truth.delays, matching),

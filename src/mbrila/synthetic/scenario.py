@@ -6,7 +6,11 @@ Generative model (DESIGN.md §2), for trials ``i``, times ``t = 0 … T−1`` (b
   ``Cov(x_k^r(t), x_k^s(t')) = k_k(s_k^r(t) − s_k^s(t'))`` (unit variance, region 0 the reference, ``δ^0 ≡ 0``);
 * within latent ``j`` of region ``r``: an independent GP with ``Cov(x_j^r(t), x_j^r(t')) = k_j^r(t − t')``;
 * observation: ``y_t^r = C^r x_t^r + d^r + e``, ``e ~ N(0, R^r)``, with ``x_t^r`` = (across latents as seen by
-  ``r``, then ``r``'s within latents), ``C^r`` with orthonormal columns, ``d = 0`` and ``R = 1/snr`` per neuron.
+  ``r``, then ``r``'s within latents), ``C^r`` with orthonormal columns, ``d = 0`` and ``R = 1/snr`` per neuron;
+* or spike counts (``observation="poisson"``): with the same latents and loadings, neuron ``n``'s latent drive
+  ``u_n = (C x)_n`` has prior variance ``s_n² = Σ_k C_nk²``, its log rate is
+  ``log λ_tn = log b_n − g²/2 + g · u_tn / s_n`` (so ``E[λ_tn] = b_n`` and ``sd(log λ_tn) = g``) and
+  ``y_tn ~ Poisson(λ_tn)``, with base rates ``b_n`` (spikes per bin) and gain ``g``.
 
 Latents are drawn from the full joint Gaussian (one ``(R·T) × (R·T)`` covariance per across latent, Cholesky
 factor, all trials at once) — never from a state-space approximation — so the ground truth does not favour any
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +38,9 @@ from mbrila.synthetic.delay_shapes import DELAY_SHAPES, make_delays
 #: numerically rank-deficient: integer delays make region views exact copies of each other).
 JITTER = 1e-6
 
+#: Observation models of :class:`MultiRegionScenario`: Gaussian noise on ``C x + d``, or Poisson spike counts.
+OBSERVATIONS = ("gaussian", "poisson")
+
 
 @dataclass
 class ScenarioTruth:
@@ -42,12 +51,16 @@ class ScenarioTruth:
     delays : ``(T, n_regions, n_across)`` in bins; column 0 (the reference) is zero.
     latents_across : ``(trials, T, n_regions, n_across)``: ``[..., r, k]`` is latent ``k`` as seen by region ``r``.
     latents_within : per region ``(trials, T, n_within_r)``.
-    C : per region ``(n_r, n_across + n_within_r)``, orthonormal columns (across first, then within).
-    d, R : ``(N,)`` offsets (zero) and noise variances (``1/snr``).
+    C : per region ``(n_r, n_across + n_within_r)``, orthonormal columns (across first, then within). For
+        Poisson observations, the loadings of the log rate: rows ``g · C_n / s_n`` of the orthonormal loadings.
+    d, R : ``(N,)`` offsets (zero) and noise variances (``1/snr``). For Poisson observations, ``d`` is the log-rate
+        offset ``log b_n − g²/2`` and ``R`` is NaN: there is no Gaussian noise, the counts are Poisson given ``λ``.
     timescales_across : ``(n_across,)`` kernel timescales in bins (NaN for a kernel without ``timescale``).
     timescales_within : per region ``(n_within_r,)``.
-    noise_floor_rmse : ``sqrt(1/snr)``, the RMSE of a perfect reconstruction against the noisy data.
-    clean : ``(trials, T, N)`` noise-free data ``C x + d``.
+    noise_floor_rmse : ``sqrt(1/snr)``, the RMSE of a perfect reconstruction against the noisy data. For Poisson
+        observations ``sqrt(mean λ)``, the RMSE of predicting the counts by their true rates.
+    clean : ``(trials, T, N)`` noise-free data ``C x + d``. For Poisson observations, the true rates
+        ``λ = exp(C x + d)`` (expected counts per bin).
     """
 
     delays: Tensor
@@ -127,6 +140,16 @@ def _sample_gaussians(cov: Tensor, n: int, gen: torch.Generator, what: str) -> T
 class MultiRegionScenario:
     """A synthetic multi-region experiment with known latents, delays and loadings; :meth:`sample` draws it.
 
+    Observations (module docstring for the latents): Gaussian, ``y_t = C x_t + e`` with ``e ~ N(0, I/snr)``, or
+    Poisson spike counts. For counts, neuron ``n``'s latent drive ``u_tn = (C x_t)_n`` has prior variance
+    ``s_n² = Σ_k C_nk²`` (unit-variance latents), and
+
+    ``log λ_tn = log b_n − g²/2 + g · u_tn / s_n``,  ``y_tn ~ Poisson(λ_tn)``,
+
+    so that ``E[λ_tn] = b_n`` and ``sd(log λ_tn) = g`` for every neuron, whatever its loadings. A neuron of a region
+    without latents has ``s_n = 0`` and the constant rate ``b_n``. Latents and orthonormal loadings are drawn
+    first and identically for both observation models, so a seed gives the same latents and loading directions.
+
     Parameters
     ----------
     n_trials, T : trials and time bins per trial (``n_trials ≥ 1``, ``T ≥ 2``).
@@ -141,8 +164,18 @@ class MultiRegionScenario:
     delay_amplitude : delay amplitude (bins) per across latent, scaled per region by 1.0 → 0.5.
     delay_kwargs : shape options for :func:`~mbrila.synthetic.delay_shapes.make_delays` (centres, widths, signs…).
     snr : signal-to-noise ratio; the noise variance of every neuron is ``1/snr`` (each latent and each loading
-        column has unit scale, so ``snr`` is the per-latent-direction ratio).
-    seed : seeds latents, loadings and noise; the same seed gives identical samples.
+        column has unit scale, so ``snr`` is the per-latent-direction ratio). Gaussian observations only.
+    observation : ``"gaussian"`` (``y = C x + d + e``) or ``"poisson"`` (spike counts, see above).
+    base_rate : mean spikes per bin ``b_n`` of every neuron, or a pair ``(lo, hi)`` from which each neuron's base
+        rate is drawn log-uniformly (heterogeneous rates, as in recordings). Poisson observations only.
+    gain : ``g``, the standard deviation of every neuron's log rate driven by the latents (``0`` gives constant
+        rates). Poisson observations only.
+    seed : seeds latents, loadings and noise (or base rates and counts); the same seed gives identical samples.
+
+    Raises
+    ------
+    ValueError
+        On construction, naming the first inconsistent field (see :meth:`validate`).
     """
 
     n_trials: int = 50
@@ -157,6 +190,9 @@ class MultiRegionScenario:
     delay_amplitude: tuple[float, ...] = (3.0, 1.0)
     delay_kwargs: dict[str, Any] = field(default_factory=dict)
     snr: float = 20.0
+    observation: str = "gaussian"
+    base_rate: float | tuple[float, float] = 0.2
+    gain: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -190,6 +226,11 @@ class MultiRegionScenario:
             raise ValueError(f"T must be an int ≥ 2; got {self.T!r}.")
         if not (float(self.snr) > 0 and float(self.snr) < float("inf")):
             raise ValueError(f"snr must be positive and finite; got {self.snr!r}.")
+        if self.observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {', '.join(OBSERVATIONS)}; got {self.observation!r}.")
+        self._base_rate_range()  # raises on a bad base_rate even for Gaussian data: a config error shows at once
+        if not (float(self.gain) >= 0 and float(self.gain) < float("inf")):
+            raise ValueError(f"gain must be ≥ 0 and finite (sd of the log rate); got {self.gain!r}.")
         dims = tuple(self.y_dims)
         if not dims or any(int(n) != n or n < 1 for n in dims):
             raise ValueError(f"y_dims must list a positive neuron count per region; got {self.y_dims!r}.")
@@ -241,6 +282,19 @@ class MultiRegionScenario:
         ):
             if any(not (v > 0 and v < float("inf")) for v in vals):
                 raise ValueError(f"{name} must be positive and finite (bins); got {vals}.")
+
+    def _base_rate_range(self) -> tuple[float, float]:
+        """``(lo, hi)`` of ``base_rate`` (``lo == hi`` for one rate); raise ``ValueError`` if it is not valid."""
+        br = self.base_rate
+        expected = "a positive finite rate (spikes per bin) or a pair (lo, hi) with 0 < lo ≤ hi < inf"
+        vals: list[object] = list(br) if isinstance(br, (tuple, list)) else [br]
+        rates = [float(v) for v in vals if isinstance(v, numbers.Real) and not isinstance(v, bool)]
+        if len(rates) != len(vals) or len(rates) != (2 if isinstance(br, (tuple, list)) else 1):
+            raise ValueError(f"base_rate must be {expected}; got {br!r}.")
+        lo, hi = rates[0], rates[-1]
+        if not (lo > 0 and lo <= hi and hi < float("inf")):
+            raise ValueError(f"base_rate must be {expected}; got {br!r}.")
+        return lo, hi
 
     def make_kernels(self) -> tuple[list[BaseKernel], list[list[BaseKernel]]]:
         """``(across kernels, within kernels per region)``: ``kernels`` split, or RBF kernels from the timescales."""
@@ -317,31 +371,64 @@ class MultiRegionScenario:
         for n_r, w_r in zip(self.y_dims, within, strict=True):
             q, _ = torch.linalg.qr(torch.randn(int(n_r), K + w_r, generator=gen, dtype=f64))
             C.append(q)
-        clean = torch.cat(
-            [
-                torch.cat([across[:, :, r, :], latents_within[r]], dim=-1) @ C[r].T  # (B, T, n_r)
-                for r in range(R)
-            ],
-            dim=-1,
-        )
-        N = clean.shape[-1]
-        noise_var = 1.0 / float(self.snr)
-        y = clean + noise_var**0.5 * torch.randn(B, T, N, generator=gen, dtype=f64)
+        x_regions = [torch.cat([across[:, :, r, :], latents_within[r]], dim=-1) for r in range(R)]  # (B, T, ·)
+        if self.observation == "poisson":
+            y, clean, C_obs, d, R_obs, floor = self._sample_counts(x_regions, C, gen)
+        else:
+            # Gaussian draws stay in this order (latents, loadings, noise): samples of a seed must not change.
+            clean = torch.cat([x_regions[r] @ C[r].T for r in range(R)], dim=-1)  # (B, T, N)
+            N = clean.shape[-1]
+            noise_var = 1.0 / float(self.snr)
+            y = clean + noise_var**0.5 * torch.randn(B, T, N, generator=gen, dtype=f64)
+            C_obs, d, R_obs = C, torch.zeros(N, dtype=f64), torch.full((N,), noise_var, dtype=f64)
+            floor = noise_var**0.5
 
         truth = ScenarioTruth(
             delays=delays,
             latents_across=across,
             latents_within=[x.contiguous() for x in latents_within],
-            C=C,
-            d=torch.zeros(N, dtype=f64),
-            R=torch.full((N,), noise_var, dtype=f64),
+            C=C_obs,
+            d=d,
+            R=R_obs,
             timescales_across=torch.tensor([_timescale_of(k) for k in kern_across], dtype=f64),
             timescales_within=[torch.tensor([_timescale_of(k) for k in ks], dtype=f64) for ks in kern_within],
-            noise_floor_rmse=noise_var**0.5,
+            noise_floor_rmse=floor,
             clean=clean,
         ).to(dtype=dtype, device=device)
         data = MultiRegionData(y, tuple(int(n) for n in self.y_dims), self.region_names, dtype=dtype, device=device)
         return data, truth
+
+    def _sample_counts(
+        self, x_regions: list[Tensor], C: list[Tensor], gen: torch.Generator
+    ) -> tuple[Tensor, Tensor, list[Tensor], Tensor, Tensor, float]:
+        """Poisson counts given the latents ``x_regions[r] (B, T, ·)`` and orthonormal loadings ``C[r]``.
+
+        Returns ``(y, λ, log-rate loadings g·C_n/s_n, d = log b − g²/2, R = NaN, sqrt(mean λ))``, all float64.
+        Draws base rates (for a ``(lo, hi)`` pair), then counts, from ``gen`` after the latents and loadings.
+        """
+        f64 = torch.float64
+        g = float(self.gain)
+        lo, hi = self._base_rate_range()
+        N = sum(c.shape[0] for c in C)
+        if isinstance(self.base_rate, (tuple, list)):
+            u = torch.rand(N, generator=gen, dtype=f64)
+            log_b = math.log(lo) + (math.log(hi) - math.log(lo)) * u  # log-uniform on [lo, hi]
+        else:
+            log_b = torch.full((N,), math.log(lo), dtype=f64)
+
+        C_log, gains = [], []
+        for c in C:
+            s = c.square().sum(dim=1).sqrt()  # (n_r,) prior sd of the drive (C x)_n of unit-variance latents
+            # A region without latents has s = 0 and no drive: a constant rate b_n (gain 0), not 0/0.
+            g_n = torch.where(s > 0, torch.full_like(s, g), torch.zeros_like(s))
+            C_log.append(c * (g_n / torch.where(s > 0, s, torch.ones_like(s)))[:, None])
+            gains.append(g_n)
+        # −g²/2 compensates the lognormal mean E[exp(g z)] = exp(g²/2), so that E[λ_n] = b_n.
+        d = log_b - torch.cat(gains).square() / 2
+        log_rate = torch.cat([x @ c.T for x, c in zip(x_regions, C_log, strict=True)], dim=-1) + d  # (B, T, N)
+        rate = torch.exp(log_rate)
+        y = torch.poisson(rate, generator=gen)
+        return y, rate, C_log, d, torch.full((N,), float("nan"), dtype=f64), float(rate.mean().sqrt())
 
 
 #: Field values of the scenarios behind the published numbers (DESIGN.md §5), on top of the defaults
