@@ -71,9 +71,7 @@ def initialize_from_counts(
     twin.engine = KalmanEMEngine()
     # Unobserved entries may hold anything (NaN included): zero them, the mask keeps them out.
     y = y if mask is None else torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
-    sqrt_data = MultiRegionData(
-        y.sqrt(), data.y_dims, data.region_names, mask=mask, dtype=y.dtype, device=y.device
-    )
+    sqrt_data = MultiRegionData(y.sqrt(), data.y_dims, data.region_names, mask=mask, dtype=y.dtype, device=y.device)
     # Not under no_grad: the recipe may fit (ADM's deflation stage takes gradient steps on delays).
     out = initialize(twin, sqrt_data)
     with torch.no_grad():

@@ -15,6 +15,15 @@ import torch
 from torch import Tensor, nn
 
 
+def region_blocks(y_dims: tuple[int, ...], latent_dims: tuple[int, ...]) -> list[tuple[slice, slice]]:
+    """``(neuron slice, latent slice)`` of each region in the stacked ``(N, Σ D_r)`` loadings."""
+    out, n0, k0 = [], 0, 0
+    for n, k in zip(y_dims, latent_dims, strict=True):
+        out.append((slice(n0, n0 + n), slice(k0, k0 + k)))
+        n0, k0 = n0 + n, k0 + k
+    return out
+
+
 class MultiRegionLinearObservation(nn.Module):
     """Per-region linear-Gaussian read-out of the latents (see the module docstring).
 
@@ -59,11 +68,7 @@ class MultiRegionLinearObservation(nn.Module):
 
     def region_blocks(self) -> list[tuple[slice, slice]]:
         """``(neuron slice, latent slice)`` per region."""
-        out, n0, k0 = [], 0, 0
-        for n, k in zip(self.y_dims, self.latent_dims, strict=True):
-            out.append((slice(n0, n0 + n), slice(k0, k0 + k)))
-            n0, k0 = n0 + n, k0 + k
-        return out
+        return region_blocks(self.y_dims, self.latent_dims)
 
     def mean_loadings(self) -> tuple[Tensor, Tensor]:
         """``(C, d)``: the loadings ``(N, Σ D_r)`` and offsets ``(N,)`` predictions are made with."""

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mbrila.observations.linear import region_blocks
+
 #: Names of the links :class:`PoissonObservation` accepts.
 LINKS = ("exp", "softplus")
 
@@ -107,11 +109,7 @@ class PoissonObservation(nn.Module):
 
     def region_blocks(self) -> list[tuple[slice, slice]]:
         """``(neuron slice, latent slice)`` per region."""
-        out, n0, k0 = [], 0, 0
-        for n, k in zip(self.y_dims, self.latent_dims, strict=True):
-            out.append((slice(n0, n0 + n), slice(k0, k0 + k)))
-            n0, k0 = n0 + n, k0 + k
-        return out
+        return region_blocks(self.y_dims, self.latent_dims)
 
     def mean_loadings(self) -> tuple[Tensor, Tensor]:
         """``(C, d)``: loadings ``(N, Σ D_r)`` and offsets ``(N,)`` of the drive ``η = C x + d``."""
