@@ -262,7 +262,7 @@ def test_exact_engine_refuses_counts_and_names_laplace_em(name):
 
 
 def test_mdlag_does_not_take_counts():
-    with pytest.raises(TypeError, match="observation"):
+    with pytest.raises(ValueError, match="observation='poisson'"):
         mbrila.build_model("mdlag", latent_spec=mbrila.LatentSpec(1, 0), y_dims=Y_DIMS, T=T, observation="poisson")
 
 

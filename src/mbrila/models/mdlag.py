@@ -69,6 +69,8 @@ class MDLAG(MultiRegionLatentModel):
     active_threshold, snr_threshold : the activity rule of the module docstring.
     dtype, device : of the parameters.
     engine_defaults : keyword arguments for the engine built from a name (e.g. ``{"tol": 1e-7}``).
+    observation : ``"gaussian"`` only (the ARD read-out); other values are refused, pointing spike counts to the
+        state-space presets' ``observation="poisson"``.
     """
 
     alternative_forms = frozenset({"state_space", "dense_gp"})
@@ -91,8 +93,14 @@ class MDLAG(MultiRegionLatentModel):
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
         engine_defaults: dict[str, Any] | None = None,
+        observation: str = "gaussian",
     ) -> None:
         """Build an mDLAG model; the parameters are described in the class docstring."""
+        if observation != "gaussian":
+            raise ValueError(
+                f"MDLAG has only its Gaussian (variational ARD) read-out; got observation={observation!r}. For spike "
+                "counts use a state-space preset with observation='poisson' (gpfa, dlag with engine='kalman', adm, lds)."
+            )
         if not isinstance(latent_spec, LatentSpec):
             raise ValueError(f"latent_spec must be a mbrila.LatentSpec; got {type(latent_spec).__name__}.")
         if latent_spec.n_across < 1:
