@@ -144,8 +144,8 @@ class PoissonObservation(nn.Module):
 
     # ------------------------------------------------------------------------------------------------ M-step
     def expected_loglik(self, y: Tensor, mask: Tensor | None, mu: Tensor, v: Tensor) -> Tensor:
-        """``Σ_{b,t} E[ℓ]`` per neuron for drives ``η ~ N(mu, v)``; ``y, mu, v`` are ``(B, T, n)``."""
-        w = None if mask is None else mask.to(y.dtype)
+        """``Σ_{b,t} E[ℓ] + log y!`` per neuron for drives ``η ~ N(mu, v)`` (``log y!`` does not depend on the
+        parameters); ``y, mu, v`` are ``(B, T, n)``, ``mask`` bool or None (unobserved entries may hold anything)."""
         if self.link == "exp":
             terms = y * mu - torch.exp(mu + 0.5 * v)
         else:
@@ -153,8 +153,8 @@ class PoissonObservation(nn.Module):
             eta = mu.unsqueeze(-1) + v.clamp_min(0).sqrt().unsqueeze(-1) * z
             ll, _, _ = loglik_terms(y.unsqueeze(-1), eta, self.link)
             terms = (ll * q).sum(-1) + log_factorial(y)
-        if w is not None:
-            terms = terms * w
+        if mask is not None:
+            terms = torch.where(mask, terms, torch.zeros((), dtype=terms.dtype, device=terms.device))
         return terms.sum((0, 1))
 
     def _moment_derivatives(self, y: Tensor, mu: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
