@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,16 +35,10 @@ HOLDOUT_SEEDS = (0, 1, 2)
 
 def _trials(truth: ScenarioTruth, idx: slice) -> ScenarioTruth:
     """The truth of a subset of trials (delays and loadings are shared by all trials)."""
-    return ScenarioTruth(
-        delays=truth.delays,
+    return replace(
+        truth,
         latents_across=truth.latents_across[idx],
         latents_within=[x[idx] for x in truth.latents_within],
-        C=truth.C,
-        d=truth.d,
-        R=truth.R,
-        timescales_across=truth.timescales_across,
-        timescales_within=truth.timescales_within,
-        noise_floor_rmse=truth.noise_floor_rmse,
         clean=truth.clean[idx],
     )
 

@@ -36,6 +36,7 @@ from mbrila.inference.kalman import sequential
 from mbrila.inference.kalman.params import LGSSM
 from mbrila.inference.kalman.selected import filter_selected
 from mbrila.observations.poisson import LINKS, loglik_terms
+from mbrila.utils.linalg import mv
 
 
 @dataclass(frozen=True)
@@ -79,14 +80,9 @@ class _PathPrior:
         s0 = s[:, 0]
         out = -0.5 * (s0 * (s0 @ self.P0_pinv)).sum(-1)
         if s.shape[1] > 1:
-            prev, nxt = s[:, :-1], s[:, 1:]
-            if self.A.ndim == 3:
-                w = nxt - torch.einsum("tij,btj->bti", self.A, prev)
-                Qw = torch.einsum("tij,btj->bti", self.Q_pinv, w)
-            else:
-                w = nxt - prev @ self.A.mT
-                Qw = w @ (self.Q_pinv if self.Q_pinv.ndim == 2 else self.Q_pinv.mT)
-            out = out - 0.5 * (w * Qw).sum((-1, -2))
+            # mv broadcasts a (D, D) or a time-varying (T-1, D, D) matrix over trials, for A and Q alike.
+            w = s[:, 1:] - mv(self.A, s[:, :-1])
+            out = out - 0.5 * (w * mv(self.Q_pinv, w)).sum((-1, -2))
         return out
 
 

@@ -76,7 +76,6 @@ class LaplaceEMEngine(EMEngine):
             mask=mask,
             T=y.shape[1],
             mode=None,
-            newton_steps=[],
             lds_blocks=[(i, blk) for i, (blk, _, _) in enumerate(model.blocks()) if isinstance(blk, FreeLDSLatent)],
         )
 
@@ -93,7 +92,6 @@ class LaplaceEMEngine(EMEngine):
             tol=self.newton_tol,
         )
         state.mode = post.mean
-        state.newton_steps.append(post.n_newton)
         return float(post.log_likelihood.sum()), (prior, post, StateMoments.from_posterior(post))
 
     def _m_step(self, model: MultiRegionLatentModel, state: Any, stats: Any) -> None:

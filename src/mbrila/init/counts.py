@@ -17,6 +17,7 @@ import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from scipy import stats
 from torch import Tensor
@@ -36,7 +37,7 @@ def sqrt_slope(rate: Tensor) -> Tensor:
     """``λ · E_{Poisson(λ)}[√(y+1) − √y]``: the slope of ``E[√y]`` in ``log λ`` (elementwise, exact series)."""
     lam = rate.detach().cpu().double().clamp_min(1e-12).numpy()
     top = int(max(20.0, float(lam.max()) + 12.0 * float(lam.max()) ** 0.5))
-    k = torch.arange(top + 1, dtype=torch.float64).numpy()
+    k = np.arange(top + 1, dtype=np.float64)
     pmf = stats.poisson.pmf(k[:, None], lam[None, :])  # (K, N)
     diff = (k[:, None] + 1) ** 0.5 - k[:, None] ** 0.5
     slope = lam * (pmf * diff).sum(0)

@@ -30,7 +30,9 @@ from mbrila.delays import Delay, NoDelay
 from mbrila.dynamics import BlockMoments, ComposedPrior, compose, expected_log_prior
 from mbrila.dynamics.gp_latent import grouped_expected_log_prior, lifted_group_key, stack_moments
 from mbrila.inference.kalman import LGSSM
+from mbrila.init.counts import initialize_from_counts
 from mbrila.observations.linear import MultiRegionLinearObservation
+from mbrila.observations.poisson import PoissonObservation
 
 
 def _check_dims(y_dims: Sequence[int], T: int) -> tuple[int, ...]:
@@ -320,10 +322,18 @@ class MultiRegionLatentModel(nn.Module):
         return result
 
     def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
-        """The recommended initialisation; presets override it (and may return the seconds of each stage).
+        """The recommended initialisation (it may return the seconds of each stage).
 
-        The base model keeps its parameters.
+        The preset's recipe for a linear-Gaussian read-out is :meth:`_initialize_gaussian`; a Poisson read-out runs
+        that recipe on the square-root counts (:func:`~mbrila.init.counts.initialize_from_counts`).
         """
+        if isinstance(self.observation, PoissonObservation):
+            return initialize_from_counts(self, data, type(self)._initialize_gaussian)
+        return self._initialize_gaussian(data)
+
+    def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
+        """The preset's initialisation for a linear-Gaussian read-out; presets override it. The base model keeps
+        its parameters."""
         return None
 
     @torch.no_grad()
@@ -365,9 +375,9 @@ class MultiRegionLatentModel(nn.Module):
         """
         post = self._posterior(data, observed)
         C, d = self.observation.mean_loadings()
-        if not hasattr(self.observation, "expected_rate"):
-            return post.mean @ C.mT + d
         mean = post.mean @ C.mT + d
+        if not hasattr(self.observation, "expected_rate"):
+            return mean
         var = torch.zeros_like(mean)
         for neurons, lat in self.observation.region_blocks():
             # Per region: the drive's variance c_nᵀ V_t c_n over the region's own latents only.

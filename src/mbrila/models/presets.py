@@ -33,7 +33,6 @@ from mbrila.inference.exact_em import ExactEMEngine
 from mbrila.inference.kalman_em import KalmanEMEngine
 from mbrila.inference.laplace_em import LaplaceEMEngine
 from mbrila.init import Deflation, deflate_across, initialize_multi_region
-from mbrila.init.counts import initialize_from_counts
 from mbrila.kernels import BaseKernel, RBFKernel
 from mbrila.models.base import MultiRegionLatentModel
 from mbrila.observations.poisson import LINKS, PoissonObservation
@@ -167,17 +166,10 @@ class _GPPreset(MultiRegionLatentModel):
         form = getattr(eng, "latent_form", "state_space")
         acr, wit = gp_blocks(spec, len(y_dims), kernel_factory_across, kernel_factory_within, form, order, eps)
         super().__init__(spec, y_dims, T, acr, wit, delay, eng, observation=factory)
-        self.observation_kind = observation
         self.to(dtype=dtype, device=device)
 
-    def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
-        """Multi-set CCA + AMUSE for the across latents, factor analysis for the within latents (for counts: of
-        the square-root counts, :func:`~mbrila.init.counts.initialize_from_counts`)."""
-        if isinstance(self.observation, PoissonObservation):
-            return initialize_from_counts(self, data, type(self)._initialize_gaussian)
-        return self._initialize_gaussian(data)
-
     def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
+        """Multi-set CCA + AMUSE for the across latents, factor analysis for the within latents."""
         initialize_multi_region(self, data)
         return None
 
@@ -365,13 +357,7 @@ class LDS(MultiRegionLatentModel):
         engines: dict[str, type] = {"kalman": KalmanEMEngine if factory is None else LaplaceEMEngine}
         eng = resolve_engine(engine, engines, "kalman")
         super().__init__(spec, y_dims, T, acr, wit, NoDelay(n_r, spec.n_across), eng, observation=factory)
-        self.observation_kind = observation
         self.to(dtype=dtype, device=device)
-
-    def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
-        if isinstance(self.observation, PoissonObservation):
-            return initialize_from_counts(self, data, type(self)._initialize_gaussian)
-        return self._initialize_gaussian(data)
 
     def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
         initialize_multi_region(self, data, set_delays=False, set_timescales=False)

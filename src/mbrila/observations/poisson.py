@@ -197,6 +197,7 @@ class PoissonObservation(nn.Module):
         # Flatten trials and time: rows r = (b, t).
         m = m.reshape(-1, K)
         V = V.expand(*y.shape[:2], K, K).reshape(-1, K, K)
+        rows_mask = None if mask is None else mask.reshape(1, -1, n)
         w = None if mask is None else mask.reshape(-1, n).to(y.dtype)
         y0 = y if mask is None else torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
         y0 = y0.reshape(-1, n)
@@ -216,7 +217,7 @@ class PoissonObservation(nn.Module):
 
         def objective(C: Tensor, d: Tensor) -> Tensor:
             mu, v = drive(C, d)
-            return self.expected_loglik(y0[None], None if w is None else w[None].bool(), mu[None], v[None])
+            return self.expected_loglik(y0[None], rows_mask, mu[None], v[None])
 
         f = objective(C, d)
         for _ in range(self.newton_steps):
