@@ -5,7 +5,7 @@ constant or time-varying inter-region delays (DLAG, mDLAG, ADM), fitted by EM wi
 or batched parallel-scan Kalman inference.
 """
 
-from mbrila import data, inference, kernels, metrics, synthetic
+from mbrila import data, inference, kernels, metrics, selection, synthetic
 from mbrila.core import FitResult, LatentSpec, MultiRegionData, Posterior, holdout_neuron_mask, split_trials
 from mbrila.kernels import (
     BaseKernel,
@@ -45,6 +45,7 @@ __all__ = [
     "kernels",
     "load",
     "metrics",
+    "selection",
     "split_trials",
     "synthetic",
 ]

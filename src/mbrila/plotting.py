@@ -299,3 +299,94 @@ def plot_comparison(table: dict[str, Any], path: str | Path | None = None, title
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, path)
+
+
+def _label(candidate: Any) -> str:
+    if isinstance(candidate, (list, tuple)):
+        return "(" + ", ".join(_label(c) for c in candidate) + ")"
+    return str(candidate)
+
+
+def plot_cv_curve(cv: Any, path: str | Path | None = None, title: str | None = None) -> Figure:
+    """The cross-validation curve of :func:`mbrila.selection.cross_validate`: each candidate's mean held-out score
+    ± one standard error, candidates ordered by size; the best candidate and the one-standard-error choice marked,
+    with the one-SE bound as a dashed line.
+
+    ``cv`` is a :class:`~mbrila.selection.CVResult` or its ``to_dict()``.
+    """
+    d = cv.to_dict() if hasattr(cv, "to_dict") else cv
+    rows = sorted(d["table"], key=lambda r: r["n_latents"])
+    labels = [_label(r["candidate"]) for r in rows]
+    means = np.array([r["mean"] for r in rows])
+    ses = np.array([r["se"] for r in rows])
+    x = np.arange(len(rows))
+    fig = Figure(figsize=(1.6 + 0.55 * len(rows), 3.2), layout="constrained")
+    ax = fig.subplots()
+    ax.errorbar(x, means, yerr=ses, fmt="o-", color="C0", capsize=3, lw=1, ms=4)
+    best = labels.index(_label(d["best"]))
+    choice = labels.index(_label(d["one_se_choice"]))
+    bound = means[best] + (-ses[best] if d["higher_is_better"] else ses[best])
+    ax.axhline(bound, color="0.5", ls="--", lw=1, label="one SE from the best")
+    ax.plot(x[best], means[best], marker="*", ms=14, color="C1", ls="none", label="best mean")
+    ax.plot(x[choice], means[choice], marker="o", ms=11, mfc="none", mec="C3", mew=2, ls="none", label="one-SE choice")
+    ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel("candidate (by number of latents)")
+    direction = "higher is better" if d["higher_is_better"] else "lower is better"
+    ax.set_ylabel(f"held-out {d['metric'].replace('_', ' ')} ({direction})", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_delay_intervals(
+    boot: Any,
+    true: Any | None = None,
+    region_names: Sequence[str] | None = None,
+    path: str | Path | None = None,
+) -> Figure:
+    """Delays with their bootstrap intervals (:func:`mbrila.selection.bootstrap_delays`), one panel per across
+    latent: for constant delays the estimate and interval of each non-reference region (truth as crosses); for
+    time-varying delays the estimate over time inside its pointwise band, one panel per region and latent.
+
+    ``true`` : ``(T, n_regions, n_across)`` true delays in the same latent order, if known.
+    """
+    est, lo, hi = (as_numpy(a, "delays") for a in (boot.delays.estimate, boot.delays.lower, boot.delays.upper))
+    t = None if true is None else as_numpy(true, "true delays")
+    T, R, K = est.shape
+    names = list(region_names or getattr(boot, "region_names", None) or [f"region {r}" for r in range(R)])
+    level = round(100 * boot.level)
+    if boot.constant:
+        fig = Figure(figsize=(1.5 + 1.6 * K * max(R - 1, 1) ** 0.5, 3.0), layout="constrained")
+        axes = fig.subplots(1, max(K, 1), squeeze=False)[0]
+        x = np.arange(1, R)
+        for k, ax in enumerate(axes):
+            e, err = est[0, 1:, k], np.stack([est[0, 1:, k] - lo[0, 1:, k], hi[0, 1:, k] - est[0, 1:, k]])
+            ax.errorbar(x, e, yerr=np.abs(err), fmt="o", color="C3", capsize=4, label=f"fit, {level}% interval")
+            if t is not None:
+                ax.plot(x, t[0, 1:, k], "kx", ms=8, mew=2, label="truth")
+            ax.axhline(0, color="0.6", lw=0.8)
+            ax.set_xticks(x, names[1:], rotation=30, fontsize=8)
+            ax.set_title(f"latent {k + 1}: delay vs {names[0]}", fontsize=9)
+            ax.set_ylabel("delay (bins)")
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7)
+        return _save(fig, path)
+    fig = Figure(figsize=(2.8 * max(R - 1, 1), 2.4 * max(K, 1)), layout="constrained")
+    axes = fig.subplots(max(K, 1), max(R - 1, 1), squeeze=False)
+    time = np.arange(T)
+    for k in range(K):
+        for r in range(1, R):
+            ax = axes[k, r - 1]
+            ax.fill_between(time, lo[:, r, k], hi[:, r, k], color="C3", alpha=0.25, lw=0, label=f"{level}% band")
+            ax.plot(time, est[:, r, k], color="C3", lw=1.5, label="fit")
+            if t is not None:
+                ax.plot(time, t[:, r, k], color="k", lw=1.5, ls="--", label="truth")
+            ax.set_title(f"latent {k + 1}: {names[r]} vs {names[0]}", fontsize=9)
+            ax.set_xlabel("time (bins)")
+            if r == 1:
+                ax.set_ylabel("delay (bins)")
+            ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=7)
+    return _save(fig, path)

@@ -7,9 +7,9 @@ import inspect
 import pytest
 
 import mbrila
-from mbrila import delays, dynamics, inference, kernels, metrics, models, observations
+from mbrila import delays, dynamics, inference, kernels, metrics, models, observations, selection
 
-MODULES = [mbrila, models, inference, dynamics, observations, delays, kernels, metrics]
+MODULES = [mbrila, models, inference, dynamics, observations, delays, kernels, metrics, selection]
 PUBLIC = sorted(
     {f"{m.__name__}.{name}": getattr(m, name) for m in MODULES for name in getattr(m, "__all__", [])}.items(),
     key=lambda item: item[0],

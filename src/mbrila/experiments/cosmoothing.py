@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from mbrila.core import FitResult, MultiRegionData, holdout_neuron_folds, holdout_neuron_mask, split_trials
+from mbrila.core import FitResult, MultiRegionData, holdout_neuron_mask, split_trials
 from mbrila.experiments.baselines import BASELINES
 from mbrila.inference.checkpoint import BestCheckpoint
 from mbrila.metrics import co_bps, cosmoothing
+from mbrila.metrics.heldout import leave_group_out_prediction
+from mbrila.metrics.spikes import RATE_FLOOR
 from mbrila.observations.counts import are_counts
 
 #: EM cap when the validation trials decide when to stop. Plain EM on the V1/V2 data creeps: on split seed 1 the
@@ -44,8 +46,6 @@ from mbrila.observations.counts import are_counts
 #: engine's default over-relaxed M-step the validation patience ends that split at iteration 480 (DLAG-SSM) and
 #: 635 (ADM), so the cap is a backstop, mostly for fits run with ``overrelax=None``.
 VALIDATED_MAX_ITER = 1000
-#: Smallest rate a prediction is clipped to before it is scored in bits per spike (NLB replaces 0 by 1e-9).
-RATE_FLOOR = 1e-9
 
 
 @dataclass
@@ -190,15 +190,9 @@ def _residual(data: MultiRegionData, offset: torch.Tensor) -> MultiRegionData:
 
 def _validation_score(val: MultiRegionData, fraction: float, seed: int) -> Callable[[Any], float]:
     """``model → mean over regions of the validation PSTH RMSE``, each neuron predicted while hidden."""
-    keeps = holdout_neuron_folds(val.y_dims, fraction, seed)
-    held = ~np.logical_and.reduce(keeps)  # hidden in some fold (a lone neuron never is)
-    folds = [torch.as_tensor(keep) for keep in keeps]
 
     def score(model: Any) -> float:
-        pred: torch.Tensor | None = None
-        for keep in folds:
-            p = model.predict(val, observed=keep)
-            pred = p if pred is None else torch.where(~keep.to(p.device), p, pred)
+        pred, held = leave_group_out_prediction(model, val, fraction, seed)
         m = cosmoothing(val.y, pred, held, val.y_dims, val.region_names, mask=val.mask)
         return float(np.mean([v for k, v in m.items() if k.startswith("holdout_psth_rmse_")]))
 

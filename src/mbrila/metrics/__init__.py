@@ -6,6 +6,7 @@ reported number is computed one way (DESIGN.md §5).
 """
 
 from mbrila.metrics.delays import delay_rmse, delay_rmse_per_latent
+from mbrila.metrics.heldout import leave_group_out_prediction
 from mbrila.metrics.matching import Matching, apply_matching, correlation_matrix, match_latents
 from mbrila.metrics.reconstruction import cosmoothing, cosmoothing_rmse, reconstruction_rmse
 from mbrila.metrics.spikes import bits_per_spike, co_bps, poisson_nll
@@ -20,6 +21,7 @@ __all__ = [
     "cosmoothing_rmse",
     "delay_rmse",
     "delay_rmse_per_latent",
+    "leave_group_out_prediction",
     "match_latents",
     "poisson_nll",
     "reconstruction_rmse",

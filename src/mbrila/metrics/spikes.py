@@ -32,6 +32,8 @@ from mbrila.metrics.reconstruction import _bool_mask, _names, region_slices
 
 #: What a zero predicted rate is replaced by before taking its log (the value ``nlb_tools`` uses).
 ZERO_RATE = 1e-9
+#: Smallest rate a model's prediction is clipped to before it is scored (a Gaussian model can predict below 0).
+RATE_FLOOR = ZERO_RATE
 
 
 def _first_index(bad: np.ndarray) -> tuple[int, ...]:
