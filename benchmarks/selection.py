@@ -4,6 +4,7 @@
     uv run python benchmarks/selection.py coverage    # bootstrap 95% intervals vs true constant delays, 20 seeds
     uv run python benchmarks/selection.py adm         # bootstrap band vs true time-varying delays (ADM)
     uv run python benchmarks/selection.py workers     # the same cross-validation with 1 and 2 worker processes
+    uv run python benchmarks/selection.py merge --parts coverage coverage_b   # seeds run by separate processes
 
 Every study runs the headline scenario at a reduced size (stated in the JSON; the full scenario's fits take
 minutes each and these studies need hundreds of them) with the presets' defaults, and writes
@@ -14,6 +15,7 @@ Nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -59,6 +61,22 @@ def study_cv(args: argparse.Namespace) -> None:
         )
 
 
+def _coverage_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "n_seeds": len(runs),
+        "seeds": [r["seed"] for r in runs],
+        "median_replicate_over_cold": float(np.median([r["replicate_over_cold"] for r in runs])),
+    }
+    if runs[0]["constant_delays"]:
+        cases = [d for r in runs for d in r["delays"]]
+        payload["coverage"] = float(np.mean([d["covered"] for d in cases]))
+        payload["n_cases"] = len(cases)
+        payload["median_width"] = float(np.median([d["upper"] - d["lower"] for d in cases]))
+    else:
+        payload["fraction_of_bins_covered"] = float(np.mean([r["fraction_of_bins_covered"] for r in runs]))
+    return payload
+
+
 def study_coverage(args: argparse.Namespace, model: str, scenario: str, name: str) -> None:
     runs = []
     for seed in args.seeds:
@@ -77,21 +95,13 @@ def study_coverage(args: argparse.Namespace, model: str, scenario: str, name: st
         print(
             f"seed {seed}: replicate/cold {r['replicate_over_cold']:.2f}", r.get("fraction_of_bins_covered"), flush=True
         )
-        payload: dict[str, Any] = {
+        payload = {
             "study": f"bootstrap {runs[0]['level']:.0%} intervals of {model} delays",
             "scenario": {"kind": scenario, **BOOT_SIZE},
             "n_boot": args.n_boot,
-            "n_seeds": len(runs),
-            "median_replicate_over_cold": float(np.median([r["replicate_over_cold"] for r in runs])),
+            **_coverage_summary(runs),
             "runs": runs,
         }
-        if runs[0]["constant_delays"]:
-            cases = [d for r in runs for d in r["delays"]]
-            payload["coverage"] = float(np.mean([d["covered"] for d in cases]))
-            payload["n_cases"] = len(cases)
-            payload["median_width"] = float(np.median([d["upper"] - d["lower"] for d in cases]))
-        else:
-            payload["fraction_of_bins_covered"] = float(np.mean([r["fraction_of_bins_covered"] for r in runs]))
         _write(name, payload)
 
 
@@ -99,8 +109,8 @@ def study_workers(args: argparse.Namespace) -> None:
     from mbrila.selection import cross_validate
     from mbrila.synthetic import headline_scenario
 
-    data, _ = headline_scenario("dlag", seed=0, **CV_SIZE).sample()
-    grid = [(1, 1), (2, 1), (2, 0), (3, 1)]
+    data, _ = headline_scenario("dlag", seed=0, **BOOT_SIZE).sample()
+    grid = [(1, 1), (2, 1)]
     rows = {}
     for n in (1, 2):
         torch.set_num_threads(2 if n == 1 else 1)
@@ -111,17 +121,26 @@ def study_workers(args: argparse.Namespace) -> None:
     _write(
         "workers",
         {
-            "study": "cross_validate of 4 candidates × 3 folds: 1 process with 2 threads vs 2 workers with 1 thread each",
-            "scenario": {"kind": "dlag", **CV_SIZE},
+            "study": "cross_validate of 2 candidates × 3 folds: 1 process with 2 threads vs 2 workers with 1 thread each",
+            "scenario": {"kind": "dlag", **BOOT_SIZE},
             "rows": rows,
             "speedup": rows[1]["wall_s"] / rows[2]["wall_s"],
         },
     )
 
 
+def merge(args: argparse.Namespace) -> None:
+    parts = [json.loads((RESULTS / f"selection_{p}.json").read_text()) for p in args.parts]
+    runs = sorted((r for p in parts for r in p["runs"]), key=lambda r: r["seed"])
+    first = {k: v for k, v in parts[0].items() if k not in ("runs", "machine")}
+    _write(args.parts[0], {**first, **_coverage_summary(runs), "merged_from": args.parts, "runs": runs})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("study", choices=("cv", "coverage", "adm", "workers"))
+    ap.add_argument("study", choices=("cv", "coverage", "adm", "workers", "merge"))
+    ap.add_argument("--name", default=None, help="result file suffix (default: the study's name)")
+    ap.add_argument("--parts", nargs="+", default=None, help="merge: result suffixes to combine into the first")
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--n-boot", type=int, default=20)
@@ -133,10 +152,12 @@ def main() -> None:
         study_cv(args)
     elif args.study == "coverage":
         args.seeds = args.seeds or list(range(20))
-        study_coverage(args, "dlag_ssm", "dlag", "coverage")
+        study_coverage(args, "dlag_ssm", "dlag", args.name or "coverage")
     elif args.study == "adm":
         args.seeds = args.seeds or list(range(3))
-        study_coverage(args, "adm", "adm", "adm")
+        study_coverage(args, "adm", "adm", args.name or "adm")
+    elif args.study == "merge":
+        merge(args)
     else:
         study_workers(args)
 
