@@ -15,8 +15,11 @@ import time
 from typing import Any
 
 import numpy as np
+import torch
 
-from mbrila.core import LatentSpec
+from mbrila.core import LatentSpec, split_trials
+from mbrila.experiments.cosmoothing import split_sizes
+from mbrila.experiments.v1v2 import run_v1v2
 from mbrila.metrics import match_latents
 from mbrila.models.registry import build_model
 from mbrila.selection import bootstrap_delays, cross_validate
@@ -145,13 +148,13 @@ def synthetic_selection(
     threads_per_worker: int | None = None,
     fit_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
-    dtype: Any = None,
+    dtype: torch.dtype = torch.float64,
 ) -> dict[str, Any]:
     """Cross-validate the latent counts on the headline DLAG scenario, fit the one-SE choice on all trials and
     bootstrap its delays; returns the summary plus the objects the figures need (``cv``, ``boot``, ``true_delays``
     in the fitted latents' order, or None when the choice has fewer across latents than the truth)."""
     scen = headline_scenario("dlag", seed=seed, **(scenario_overrides or {}))
-    data, truth = scen.sample(**({} if dtype is None else {"dtype": dtype}))
+    data, truth = scen.sample(dtype=dtype)
     truth_counts = (scen.n_across, scen.n_within_per_region[0])
     cv = cross_validate(
         data,
@@ -162,7 +165,7 @@ def synthetic_selection(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,
         fit_kwargs=fit_kwargs,
-        model_kwargs={"device": device, **({} if dtype is None else {"dtype": dtype})},
+        model_kwargs={"device": device, "dtype": dtype},
     )
     a, w = cv.one_se_choice
     model = build_model(
@@ -171,7 +174,7 @@ def synthetic_selection(
         y_dims=data.y_dims,
         T=data.T,
         device=device,
-        **({} if dtype is None else {"dtype": dtype}),
+        dtype=dtype,
     )
     fit = model.fit(data, progress=False, **(fit_kwargs or {}))
     boot = bootstrap_delays(
@@ -224,19 +227,15 @@ def v1v2_selection(
     n_holdout_seeds: int = 3,
     fit_kwargs: dict[str, Any] | None = None,
     device: str = "cpu",
-    dtype: Any = None,
+    dtype: torch.dtype = torch.float64,
 ) -> dict[str, Any]:
     """Cross-validate latent counts on a split's training trials only, then score the one-SE choice and the
     ``default`` (2 + 2, the published size) by the co-smoothing protocol on that split's test trials, beside
     the baselines. The test trials take no part in the choice."""
-    from mbrila.core import split_trials
-    from mbrila.experiments.cosmoothing import split_sizes
-    from mbrila.experiments.v1v2 import run_v1v2
-
     grid = grid if grid is not None else neighbour_grid(*default)
     n_train, n_val, n_test = split_sizes(data.n_trials)
     train_idx, _, _ = split_trials(data.n_trials, n_train, n_val, n_test, split_seed)
-    extra = {"device": device, **({} if dtype is None else {"dtype": dtype})}
+    extra = {"device": device, "dtype": dtype}
     cv = cross_validate(
         data[train_idx],
         model_name,
@@ -264,7 +263,7 @@ def v1v2_selection(
             n_holdout_seeds=n_holdout_seeds,
             fit_kwargs={**(fit_kwargs or {}), "progress": False},
             device=device,
-            **({} if dtype is None else {"dtype": dtype}),
+            dtype=dtype,
         )
         keep = ("method", "latent_spec", "wall_time_s")
         runs[label] = {k: v for k, v in run.summary.items() if k.startswith("holdout_") or k in keep}

@@ -198,7 +198,7 @@ def _replicate_task(shared: dict[str, Any], task: tuple[int, np.ndarray]) -> dic
 
 def _interval(estimate: np.ndarray, samples: np.ndarray, level: float) -> Interval:
     lo, hi = (1.0 - level) / 2.0, (1.0 + level) / 2.0
-    if samples.size == 0 or samples.shape[1:] == (0,):
+    if samples.size == 0:
         return Interval(estimate, samples, estimate.copy(), estimate.copy())
     with warnings.catch_warnings():
         # An ARD latent off in every replicate has no interval (NaN), which numpy warns about.

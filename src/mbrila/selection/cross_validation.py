@@ -65,13 +65,9 @@ class CVResult:
         """A JSON-ready summary (candidates written as lists)."""
 
         def plain(c: Any) -> Any:
-            return (
-                [plain(v) for v in c]
-                if isinstance(c, (tuple, list))
-                else c
-                if isinstance(c, (int, float, str))
-                else repr(c)
-            )
+            if isinstance(c, (tuple, list)):
+                return [plain(v) for v in c]
+            return c if isinstance(c, (int, float, str)) else repr(c)
 
         return {
             "metric": self.metric,
