@@ -134,3 +134,38 @@ def test_data_sums_give_the_same_likelihood_and_bad_sums_are_refused():
         kalman_smoother(params, y, mask, sums=data_sums(y))
     with pytest.raises(ValueError, match=r"\(B, N\)"):
         kalman_smoother(params, y, sums=data_sums(y[:2]))
+
+
+def test_a_failed_eigendecomposition_falls_back_to_the_full_update(monkeypatch):
+    # LAPACK's float32 eigh returned NaN eigenvalues for a rank-15 60 × 60 DLAG-SSM read-out; the low-rank path
+    # then kept no direction and the filter ignored every observation (its means diverged to NaN).
+    T, D, N = 30, 8, 20
+    params = random_model(D, N, T, tv=False, seed=5)
+    g = torch.Generator().manual_seed(5)
+    H = torch.eye(3, D, dtype=F64)
+    params = LGSSM(
+        A=params.A,
+        Q=params.Q,
+        m0=params.m0,
+        P0=params.P0,
+        C=torch.randn(N, 3, generator=g, dtype=F64) @ H,
+        d=params.d,
+        R=params.R,
+    )
+    y, _ = random_data(2, T, N, masked=False, seed=5)
+    ref = kalman_smoother(params, y, method="sequential")
+    real_eigh = torch.linalg.eigh
+
+    def broken_eigh(J):
+        evals, evecs = real_eigh(J)
+        return evals.index_fill(0, torch.tensor([0]), float("nan")), evecs
+
+    def failing_eigh(J):
+        raise torch.linalg.LinAlgError("linalg.eigh: The algorithm failed to converge")
+
+    J, _, _ = project_observations(params.C, params.d, params.R, y, None)
+    for bad in (broken_eigh, failing_eigh):
+        monkeypatch.setattr(torch.linalg, "eigh", bad)
+        assert fused._low_rank_factor(J) is None
+        post = kalman_smoother(params, y, method="fused")
+        assert rel_err(post.mean, ref.mean) < 1e-8 and rel_err(post.log_likelihood, ref.log_likelihood) < 1e-10

@@ -53,7 +53,15 @@ def _low_rank_factor(J: Tensor) -> Tensor | None:
     if J.requires_grad and torch.is_grad_enabled():
         return None
     D = J.shape[-1]
-    evals, evecs = torch.linalg.eigh(J)
+    # LAPACK's float32 eigh can fail on a J with many near-zero eigenvalues (seen on rank-15 60 × 60 DLAG-SSM
+    # read-outs): it raises, or returns NaN, which would hide every observation from the filter. The full update
+    # needs no eigendecomposition.
+    try:
+        evals, evecs = torch.linalg.eigh(J)
+    except torch.linalg.LinAlgError:
+        return None
+    if not bool(torch.isfinite(evals).all()) or not bool(torch.isfinite(evecs).all()):
+        return None
     keep = evals > D * torch.finfo(J.dtype).eps * evals.max().clamp_min(0)
     r = int(keep.sum())
     if r > D // 2:
