@@ -7,6 +7,7 @@ common ``T`` and masked past their ``lengths``. No NaN is ever stored: missing e
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +19,80 @@ from torch import Tensor
 ArrayLike = Any  # numpy array or torch tensor
 
 
+def _check_dtype(dtype: Any) -> torch.dtype | None:
+    if dtype is None:
+        return None
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch dtype such as torch.float64 or torch.float32; got {dtype!r}.")
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating dtype (torch.float64, torch.float32, …); got {dtype}.")
+    return dtype
+
+
+def _check_device(device: Any) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"device must be a torch device or its name (e.g. 'cpu', 'cuda:0'); got {device!r}.") from err
+
+
 def _as_tensor(x: ArrayLike, name: str, dtype: torch.dtype | None, device: torch.device | str | None) -> Tensor:
+    """A new tensor holding ``x`` (the input is never shared or changed); integer counts become floating."""
+    dtype, device = _check_dtype(dtype), _check_device(device)
     if isinstance(x, Tensor):
         t = x.detach()
+        integer = not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+        if t.dtype == torch.bool or t.is_complex():
+            hint = _BOOL_HINT if t.dtype == torch.bool else ""
+            raise ValueError(f"{name} must hold real numbers; got dtype {t.dtype}{hint}.")
     elif isinstance(x, np.ndarray):
-        t = torch.from_numpy(np.array(x, copy=True))
+        kind = x.dtype.kind
+        if kind not in "iuf":
+            hint = _BOOL_HINT if kind == "b" else ""
+            raise ValueError(f"{name} must hold real numbers; got dtype {x.dtype}{hint}.")
+        integer = kind in "iu"
+        # A copy in native byte order, of a type torch holds: integers as float64, unusual float widths as float64.
+        keep = kind == "f" and x.dtype.itemsize in (2, 4, 8)
+        t = torch.from_numpy(np.array(x, dtype=x.dtype.newbyteorder("=") if keep else np.float64, copy=True))
     else:
         raise ValueError(f"{name} must be a numpy array or torch tensor; got {type(x).__name__}.")
-    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8)):
-        raise ValueError(f"{name} must hold numbers; got dtype {t.dtype}.")
     # Floating input keeps its precision unless a dtype is asked for; integer counts become the default dtype.
-    target = dtype or (t.dtype if t.is_floating_point() else torch.get_default_dtype())
+    target = dtype or (torch.get_default_dtype() if integer else t.dtype)
     return t.to(dtype=target, device=device).clone()
+
+
+_BOOL_HINT = " (for 0/1 data pass it as numbers, e.g. y.astype(float))"
+
+
+def _as_counts(values: Any, name: str) -> tuple[int, ...]:
+    """A sequence of whole numbers as a tuple of ints, else a ``ValueError`` naming ``name``."""
+    if isinstance(values, str | bytes | Mapping) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name} must list one count per entry (e.g. [10, 12]); got {values!r}.")
+    out = []
+    for v in values.tolist() if hasattr(values, "tolist") else values:
+        whole = isinstance(v, numbers.Integral) or (isinstance(v, numbers.Real) and float(v).is_integer())
+        if isinstance(v, bool) or not whole:
+            raise ValueError(f"{name} must hold whole numbers; got {values!r}.")
+        out.append(int(v))
+    return tuple(out)
+
+
+def _as_bool(mask: Any, name: str, device: torch.device) -> Tensor:
+    """``mask`` as a tensor (its dtype is checked by the caller), else a ``ValueError`` naming ``name``."""
+    try:
+        return torch.as_tensor(mask, device=device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{name} must be a bool array (True = observed); got {type(mask).__name__}.") from err
+
+
+def _check_names(region_names: Any) -> None:
+    """``region_names`` is None or a sequence (of one name per region), else a ``ValueError``."""
+    if region_names is not None and (
+        isinstance(region_names, str | bytes) or not isinstance(region_names, Sequence | np.ndarray)
+    ):
+        raise ValueError(f"region_names must list one name per region; got {region_names!r}.")
 
 
 def _first_bad(bad: Tensor) -> tuple[int, ...]:
@@ -48,7 +111,8 @@ class MultiRegionData:
     mask : optional bool ``(trials, T, N)``, True = observed.
     lengths : optional per-trial lengths; time steps ``t ≥ lengths[i]`` are masked.
     nan_as_missing : treat NaN as missing (mask False) instead of raising.
-    dtype, device : of the stored ``y`` (default: torch's default dtype, CPU or the input's device).
+    dtype, device : of the stored ``y`` (default: the input's floating dtype, torch's default dtype for integer
+        counts; the input's device).
     """
 
     y: Tensor
@@ -75,19 +139,24 @@ class MultiRegionData:
         B, T, N = y_t.shape
         if B == 0 or T == 0:
             raise ValueError(f"y needs at least one trial and one time step; got shape {tuple(y_t.shape)}.")
-        dims = tuple(int(n) for n in y_dims)
+        dims = _as_counts(y_dims, "y_dims")
         if not dims or any(n <= 0 for n in dims):
             raise ValueError(f"y_dims must list a positive neuron count per region; got {dims}.")
         if sum(dims) != N:
             raise ValueError(f"y_dims {dims} sum to {sum(dims)} but y has N = {N} neurons.")
-        names = tuple(region_names) if region_names is not None else tuple(f"R{r}" for r in range(len(dims)))
+        _check_names(region_names)
+        names = (
+            tuple(str(n) for n in region_names)
+            if region_names is not None
+            else tuple(f"R{r}" for r in range(len(dims)))
+        )
         if len(names) != len(dims):
             raise ValueError(f"region_names has {len(names)} names but y_dims has {len(dims)} regions.")
         if len(set(names)) != len(names):
             raise ValueError(f"region_names must be unique; got {names}.")
         m: Tensor | None = None
         if mask is not None:
-            m = torch.as_tensor(mask, device=y_t.device)
+            m = _as_bool(mask, "mask", y_t.device)
             if m.dtype != torch.bool:
                 raise ValueError(f"mask must be a bool array (True = observed); got dtype {m.dtype}.")
             if m.shape != y_t.shape:
@@ -95,7 +164,7 @@ class MultiRegionData:
             m = m.clone()
         lens: Tensor | None = None
         if lengths is not None:
-            lens = torch.as_tensor(lengths, device=y_t.device).long().reshape(-1)
+            lens = torch.tensor(_as_counts(lengths, "lengths"), dtype=torch.long, device=y_t.device)
             if lens.shape[0] != B:
                 raise ValueError(f"lengths must have one entry per trial ({B}); got {lens.shape[0]}.")
             if bool((lens < 1).any()) or bool((lens > T).any()):
@@ -141,6 +210,12 @@ class MultiRegionData:
         device: torch.device | str | None = None,
     ) -> MultiRegionData:
         """Build from one ``(trials, T, n_r)`` array per region (a dict name → array, or a list)."""
+        if isinstance(regions, np.ndarray | Tensor | str | bytes) or not isinstance(regions, Mapping | Sequence):
+            raise ValueError(
+                "regions must be a dict region name -> (trials, T, n_r) array, or a list of such arrays; got "
+                f"{type(regions).__name__}. For one (trials, T, N) array use MultiRegionData(y, y_dims)."
+            )
+        _check_names(region_names)
         if isinstance(regions, Mapping):
             names = list(regions.keys()) if region_names is None else list(region_names)
             arrays = list(regions.values())
@@ -149,15 +224,17 @@ class MultiRegionData:
             names = list(region_names) if region_names is not None else [f"R{r}" for r in range(len(arrays))]
         if not arrays:
             raise ValueError("regions is empty; pass at least one (trials, T, n_r) array.")
+        if len(names) != len(arrays):
+            raise ValueError(f"region_names must list one name per region ({len(arrays)}); got {region_names!r}.")
         tensors = []
-        for name, a in zip(names, arrays, strict=False):
+        for name, a in zip(names, arrays, strict=True):
             t = _as_tensor(a, f"region {name!r}", dtype, device)
             if t.ndim != 3:
                 raise ValueError(f"region {name!r} must have shape (trials, T, n_r); got {tuple(t.shape)}.")
             if t.shape[-1] == 0:
                 raise ValueError(f"region {name!r} has no neurons (shape {tuple(t.shape)}).")
             tensors.append(t)
-        for name, t in zip(names[1:], tensors[1:], strict=False):
+        for name, t in zip(names[1:], tensors[1:], strict=True):
             if t.shape[0] != tensors[0].shape[0]:
                 raise ValueError(
                     f"regions disagree on the number of trials: {names[0]!r} has {tensors[0].shape[0]}, "
@@ -186,9 +263,37 @@ class MultiRegionData:
 
         Trials are zero-padded to the longest and the padding is masked.
         """
+        if isinstance(trials, np.ndarray | Tensor | str | bytes | Mapping) or not isinstance(trials, Sequence):
+            raise ValueError(
+                f"trials must be a list with, per trial, a list of (T_i, n_r) arrays; got {type(trials).__name__}."
+            )
         if not trials:
             raise ValueError("trials is empty.")
-        converted = [[_as_tensor(a, f"trial {i}", kw.get("dtype"), None) for a in tr] for i, tr in enumerate(trials)]
+        converted: list[list[Tensor]] = []
+        for i, tr in enumerate(trials):
+            if isinstance(tr, np.ndarray | Tensor | str | bytes) or not isinstance(tr, Sequence) or not tr:
+                raise ValueError(
+                    f"trials[{i}] must be a non-empty list of region arrays (T_i, n_r); got {type(tr).__name__}."
+                )
+            arrays = [_as_tensor(a, f"trials[{i}][{r}]", kw.get("dtype"), kw.get("device")) for r, a in enumerate(tr)]
+            for r, a in enumerate(arrays):
+                if a.ndim != 2:
+                    raise ValueError(f"trials[{i}][{r}] must have shape (T_i, n_r); got {tuple(a.shape)}.")
+            if len(arrays) != len(trials[0]):
+                raise ValueError(f"trials[{i}] has {len(arrays)} regions but trials[0] has {len(trials[0])}.")
+            if converted:
+                for r, (a, a0) in enumerate(zip(arrays, converted[0], strict=True)):
+                    if a.shape[1] != a0.shape[1]:
+                        raise ValueError(
+                            f"trials[{i}][{r}] has {a.shape[1]} neurons but trials[0][{r}] has {a0.shape[1]}."
+                        )
+            if any(a.shape[0] != arrays[0].shape[0] for a in arrays):
+                raise ValueError(
+                    f"the regions of trials[{i}] disagree on its length: {[int(a.shape[0]) for a in arrays]} bins."
+                )
+            if arrays[0].shape[0] == 0:
+                raise ValueError(f"trials[{i}] has no time bins; leave empty trials out.")
+            converted.append(arrays)
         dims = [a.shape[-1] for a in converted[0]]
         per_trial = [torch.cat(tr, -1) for tr in converted]
         lengths = [t.shape[0] for t in per_trial]
