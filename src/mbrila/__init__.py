@@ -7,6 +7,7 @@ or batched parallel-scan Kalman inference.
 
 from mbrila import data, inference, kernels, metrics, selection, synthetic
 from mbrila.core import FitResult, LatentSpec, MultiRegionData, Posterior, holdout_neuron_mask, split_trials
+from mbrila.init.checks import DataWarning
 from mbrila.kernels import (
     BaseKernel,
     Matern12Kernel,
@@ -27,6 +28,7 @@ __all__ = [
     "LDS",
     "MDLAG",
     "BaseKernel",
+    "DataWarning",
     "FitResult",
     "LatentSpec",
     "MOSEKernel",

@@ -156,3 +156,18 @@ def test_frequency_engine_fits_ragged_trials_by_length():
     single = model.infer(mbrila.MultiRegionData(data.y[2:3, :12], data.y_dims, data.region_names))
     torch.testing.assert_close(post.mean[2:3, :12], single.mean, rtol=1e-9, atol=1e-10)
     assert bool((post.mean[2, 12:] == 0).all())
+
+
+def test_lengths_without_padding_and_empty_trials_are_handled():
+    # Found by the property-based suite: lengths equal to T everywhere took the ragged path and crashed in the ARD
+    # update; a trial with nothing observed was reported as "trials of at least 2 bins".
+    rng = np.random.default_rng(0)
+    full = mbrila.MultiRegionData.from_regions([rng.normal(size=(2, 5, 2))], lengths=[5, 5])
+    model = mbrila.build_model("mdlag_freq", latent_spec=mbrila.LatentSpec(1), y_dims=full.y_dims, T=5)
+    assert model.fit(full, max_iter=2, progress=False).n_iter == 2
+    y = rng.normal(size=(2, 5, 2))
+    y[0] = np.nan
+    empty = mbrila.MultiRegionData.from_regions([y], nan_as_missing=True)
+    model = mbrila.build_model("mdlag_freq", latent_spec=mbrila.LatentSpec(1), y_dims=empty.y_dims, T=5)
+    with pytest.raises(ValueError, match=r"trials \[0\] have no observed entries"):
+        model.fit(empty, max_iter=2, progress=False)

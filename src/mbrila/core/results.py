@@ -20,6 +20,8 @@ class FitResult:
     wall_time_s : total wall time, initialisation included.
     init_time_s : wall time of the initialisation stage.
     timings : wall time per stage summed over iterations (``e_step``, ``m_step``, ``grad_steps``).
+    stop_reason : ``"converged"``, ``"max_iter"`` (stopped at the cap without converging: a log warning says so
+        too), ``"callback"`` (the callback asked to stop) or ``"resumed a finished fit"``.
     """
 
     n_iter: int
@@ -28,6 +30,16 @@ class FitResult:
     wall_time_s: float
     init_time_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    stop_reason: str = "converged"
+
+    def __repr__(self) -> str:
+        # The score trace can hold thousands of numbers: show its end points, not all of it.
+        trace = self.score_trace
+        scores = f"{trace[0]:.8g} → {trace[-1]:.8g}" if trace else "none"
+        return (
+            f"FitResult(n_iter={self.n_iter}, converged={self.converged}, stop_reason={self.stop_reason!r}, "
+            f"score {scores}, wall_time_s={self.wall_time_s:.3g})"
+        )
 
 
 @dataclass

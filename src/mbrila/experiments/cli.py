@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,8 +46,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def base_parser(
-    description: str, default_out: str, max_iter_help: str = "EM iterations (the engine's default when omitted)"
+    description: str,
+    default_out: str,
+    max_iter_help: str = "EM iterations (the engine's default when omitted)",
+    checkpoints: bool = True,
 ) -> argparse.ArgumentParser:
+    """The flags every demo shares (``checkpoints``: also ``--checkpoint``, ``--checkpoint-every``, ``--resume``)."""
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, …")
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="float64")
@@ -59,7 +64,39 @@ def base_parser(
     )
     ap.add_argument("--out-dir", type=Path, default=Path(default_out))
     ap.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    if not checkpoints:
+        return ap
+    ap.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="write the fit's state to this file (atomically) every --checkpoint-every iterations",
+    )
+    ap.add_argument("--checkpoint-every", type=int, default=10, help="iterations between checkpoints")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the --checkpoint file when it exists (run the same command again after a pre-emption)",
+    )
     return ap
+
+
+def log_fit_ends() -> None:
+    """Print each fit's closing log line (how it ended) on stderr, as a cluster job's log should show it."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+def checkpoint_kwargs(args: argparse.Namespace, suffix: str = "") -> dict[str, Any]:
+    """``fit`` keyword arguments for ``--checkpoint`` / ``--resume`` (``suffix`` tells several fits' files apart)."""
+    if args.checkpoint is None:
+        if args.resume:
+            raise SystemExit("--resume needs --checkpoint PATH: the checkpoint file to continue from.")
+        return {}
+    path = args.checkpoint.with_name(f"{args.checkpoint.stem}{suffix}{args.checkpoint.suffix}")
+    out: dict[str, Any] = {"checkpoint": path, "checkpoint_every": args.checkpoint_every}
+    if args.resume and path.exists():
+        out["resume"] = path
+    return out
 
 
 def _jsonable(x: Any) -> Any:
@@ -132,6 +169,7 @@ def synthetic_demo(
     if compare_with:
         ap.add_argument("--no-compare", action="store_true", help=f"skip the {compare_with} comparison fit")
     args = ap.parse_args(argv)
+    log_fit_ends()
     device, dtype = resolve_device(args.device), DTYPES[args.dtype]
     overrides: dict[str, Any] = {}
     if args.delay_shape:
@@ -152,6 +190,7 @@ def synthetic_demo(
         device=device,
         dtype=dtype,
         progress=not args.no_progress,
+        fit_kwargs=checkpoint_kwargs(args),
     )
     summary = {
         **run.summary,
@@ -253,6 +292,7 @@ def v1v2_demo(
         help="fit residuals from the training PSTH (a time-varying mean; a different model, labelled in the summary)",
     )
     args = ap.parse_args(argv)
+    log_fit_ends()
     torch.manual_seed(args.seed)
     device, dtype = resolve_device(args.device), DTYPES[args.dtype]
     path = args.data_path if args.data_path is not None else demo_data_path()
@@ -284,6 +324,7 @@ def v1v2_demo(
         select_on_validation=not args.no_validation_select,
         subtract_train_psth=args.subtract_train_psth,
         fit_kwargs={"max_iter": args.max_iter, "tol": args.tol, "progress": not args.no_progress},
+        split_fit_kwargs=lambda split: checkpoint_kwargs(args, f".split{split}"),
         device=device,
         dtype=dtype,
         on_split=report,
@@ -345,10 +386,11 @@ def compare_runs(argv: Sequence[str] | None = None, description: str | None = No
 # --------------------------------------------------------------------------------------------- spike counts
 def count_demo(description: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Poisson DLAG-SSM against Gaussian DLAG-SSM on square-root counts (:mod:`mbrila.experiments.counts`)."""
-    ap = base_parser(description, "outputs/synthetic/poisson")
+    ap = base_parser(description, "outputs/synthetic/poisson", checkpoints=False)
     ap.add_argument("--seed", type=int, default=0, help="data seed of the synthetic scenario")
     ap.add_argument("--n-trials", type=int, default=50, help="training trials (25 test trials are drawn beside)")
     args = ap.parse_args(argv)
+    log_fit_ends()
     device, dtype = resolve_device(args.device), DTYPES[args.dtype]
     summary, poisson, gaussian = run_count_comparison(
         seed=args.seed,

@@ -199,13 +199,23 @@ def _validation_score(val: MultiRegionData, fraction: float, seed: int) -> Calla
     return score
 
 
-def _chain(first: Callable[[int, float], bool], second: Callable[[int, float], bool | None] | None) -> Callable:
-    """Call both callbacks; stop when either asks to."""
-    if second is None:
-        return first
+class _Chain:
+    """Call both callbacks; stop when either asks to. Its state (for fit checkpoints) is the first one's."""
 
-    def both(it: int, score: float) -> bool:
-        stop = first(it, score)
-        return bool(second(it, score)) or stop
+    def __init__(self, first: BestCheckpoint, second: Callable[[int, float], bool | None]) -> None:
+        self.first, self.second = first, second
 
-    return both
+    def __call__(self, it: int, score: float) -> bool:
+        stop = self.first(it, score)
+        return bool(self.second(it, score)) or stop
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.first.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.first.load_state_dict(state)
+
+
+def _chain(first: BestCheckpoint, second: Callable[[int, float], bool | None] | None) -> Callable:
+    """``first``, or both callbacks when there is a ``second`` (:class:`_Chain`)."""
+    return first if second is None else _Chain(first, second)

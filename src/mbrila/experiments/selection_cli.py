@@ -31,7 +31,7 @@ def _print_cv(cv: dict[str, Any]) -> None:
 
 def synthetic_selection_demo(description: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Cross-validated latent counts, then bootstrap delays, on the headline DLAG-SSM scenario."""
-    ap = base_parser(description, "outputs/synthetic/selection")
+    ap = base_parser(description, "outputs/synthetic/selection", checkpoints=False)
     _common(ap)
     ap.add_argument("--n-trials", type=int, default=50, help="trials of the scenario")
     ap.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates")
@@ -68,7 +68,7 @@ def synthetic_selection_demo(description: str, argv: Sequence[str] | None = None
 def v1v2_selection_demo(description: str, argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Cross-validated DLAG-SSM latent counts on the V1/V2 training trials; the choice and the 2 + 2 default scored
     on the test protocol beside the baselines."""
-    ap = base_parser(description, "outputs/v1v2/selection")
+    ap = base_parser(description, "outputs/v1v2/selection", checkpoints=False)
     _common(ap)
     ap.add_argument("--data-path", type=Path, default=None, help="pickle or .npz: region name → (trials, T, n)")
     ap.add_argument("--holdout-seed", type=int, default=0, help="first held-out-neuron seed")

@@ -61,6 +61,7 @@ def run_synthetic(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float64,
     progress: bool = True,
+    fit_kwargs: dict[str, Any] | None = None,
 ) -> SyntheticRun:
     """Sample, fit ``build_model(model_name, …)`` with its defaults, and score (module docstring).
 
@@ -75,6 +76,7 @@ def run_synthetic(
         latents than the truth and let ARD prune them).
     max_iter, tol : EM iterations and tolerance (the engine's defaults when None).
     device, dtype : where and in which precision the model is fitted.
+    fit_kwargs : more ``model.fit`` arguments (e.g. ``checkpoint`` / ``resume``).
     """
     scen = (
         scenario
@@ -97,6 +99,7 @@ def run_synthetic(
         device=device,
         dtype=dtype,
         progress=progress,
+        fit_kwargs=fit_kwargs,
     )
 
 
@@ -115,6 +118,7 @@ def fit_and_score(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float64,
     progress: bool = True,
+    fit_kwargs: dict[str, Any] | None = None,
 ) -> SyntheticRun:
     """Steps 2–3 of the protocol on data already drawn from ``scen`` (``truth`` belongs to ``data``'s trials);
     the parameters are those of :func:`run_synthetic`."""
@@ -128,7 +132,7 @@ def fit_and_score(
         **(model_kwargs or {}),
     )
     with PeakMemory(torch.device(device)) as mem:
-        fit = model.fit(data, max_iter=max_iter, tol=tol, progress=progress)
+        fit = model.fit(data, max_iter=max_iter, tol=tol, progress=progress, **(fit_kwargs or {}))
         post = model.infer(data)
         pred = model.predict(data)
     n_a = scen.latent_spec.n_across

@@ -63,6 +63,7 @@ def run_v1v2(
     select_on_validation: bool = True,
     subtract_train_psth: bool = False,
     fit_kwargs: dict[str, Any] | None = None,
+    split_fit_kwargs: Callable[[int], dict[str, Any]] | None = None,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float64,
     on_split: Callable[[int, CosmoothingResult, dict[str, Any]], None] | None = None,
@@ -77,6 +78,7 @@ def run_v1v2(
     label : the ``method`` in the summary (default ``model_name``; ``+train_psth`` is appended with that option).
     split_seeds, holdout_seed, n_holdout_seeds, select_on_validation, subtract_train_psth, fit_kwargs : see
         :func:`~mbrila.experiments.cosmoothing.run_cosmoothing`.
+    split_fit_kwargs : ``split_seed → more fit arguments`` for that split's fit (e.g. its checkpoint file).
     device, dtype : of the models.
     on_split : called as ``on_split(i, result, entry)`` after each split (printing, figures).
     """
@@ -99,7 +101,7 @@ def run_v1v2(
                 n_holdout_seeds=n_holdout_seeds,
                 select_on_validation=select_on_validation,
                 subtract_train_psth=subtract_train_psth,
-                fit_kwargs=fit_kwargs,
+                fit_kwargs={**(fit_kwargs or {}), **(split_fit_kwargs(split) if split_fit_kwargs else {})},
             )
         entry = split_entry(res, split, data, mem.peak_mb)
         per_split.append(entry)

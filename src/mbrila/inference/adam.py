@@ -27,6 +27,30 @@ class Adam:
         self.param_groups: list[dict[str, Any]] = [{"params": self.params, "lr": float(lr)}]
         self._state: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The learning rate and each parameter's moments, by position in ``params`` (None: not stepped yet)."""
+        slots: list[dict[str, Tensor] | None] = []
+        for p in self.params:
+            st = self._state.get(id(p))
+            slots.append(None if st is None else {"m": st[0].clone(), "v": st[1].clone(), "step": st[2].clone()})
+        return {"lr": self.param_groups[0]["lr"], "slots": slots}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (the same parameters, in the same order)."""
+        slots = state["slots"]
+        if len(slots) != len(self.params):
+            raise ValueError(f"optimiser state for {len(slots)} parameters; this optimiser has {len(self.params)}.")
+        self.param_groups[0]["lr"] = float(state["lr"])
+        self._state = {}
+        for p, slot in zip(self.params, slots, strict=True):
+            if slot is not None:
+                m, v = (slot[k].to(device=p.device, dtype=p.dtype) for k in ("m", "v"))
+                if m.shape != p.shape or v.shape != p.shape:
+                    raise ValueError(
+                        f"optimiser moments of shape {tuple(m.shape)} for a parameter of {tuple(p.shape)}."
+                    )
+                self._state[id(p)] = (m, v, slot["step"].to(torch.float32))
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None

@@ -59,6 +59,22 @@ class BestCheckpoint:
         else:
             self._stale += 1
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the callback has seen (a fit checkpoint stores it, so a resumed fit selects the same iterate)."""
+        return {
+            "trace": [list(t) for t in self.trace],
+            "best_iter": self.best_iter,
+            "best_score": self.best_score,
+            "stale": self._stale,
+            "best_state": self._best_state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.trace = [(int(i), float(v)) for i, v in state["trace"]]
+        self.best_iter, self.best_score = int(state["best_iter"]), float(state["best_score"])
+        self._stale = int(state["stale"])
+        self._best_state = state["best_state"]
+
     def __call__(self, it: int, score: float) -> bool:
         """Score ``θ_it`` when due; return True (stop the fit) once ``patience`` scores brought no new best."""
         if it % self.every == 0:

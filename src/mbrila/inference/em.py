@@ -17,8 +17,12 @@ Engines implement the hooks ``_begin``, ``_e_step``, ``_m_step``, ``_prior_objec
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,9 +33,34 @@ from torch import Tensor
 from mbrila.core.capabilities import check_pairing
 from mbrila.core.results import FitResult, Posterior
 from mbrila.inference.adam import Adam
+from mbrila.inference.loop_state import LoopState
 
 if TYPE_CHECKING:
     from mbrila.core import MultiRegionData
+
+
+LOGGER = logging.getLogger("mbrila")
+#: True inside :func:`quiet_fits`: fits run as steps of a larger procedure log their end at DEBUG only.
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("mbrila_quiet_fits", default=False)
+
+
+@contextlib.contextmanager
+def quiet_fits() -> Iterator[None]:
+    """Within this block, fits do not log how they ended (used for the inner fits of initialisations, folds and
+    replicates, whose results report their own iteration counts)."""
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def _interactive() -> bool:
+    """True in a notebook kernel or when stderr is a terminal."""
+    if "ipykernel" in sys.modules:
+        return True
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _auto_tqdm() -> Any:
@@ -127,6 +156,18 @@ class EMEngine:
         objective, scale = self._prior_objective(model, state, stats)
         gradient_m_step(lambda: objective() + model.delay.log_prior(), opt, scale, self.grad_steps)
 
+    def _carry(self, state: Any) -> dict[str, Any]:
+        """What this engine's per-fit ``state`` carries between iterations (tensors and plain data), for
+        checkpoints; the base engine's is the over-relaxation state when there is one."""
+        relax = getattr(state, "relax", None)
+        return {} if relax is None else {"relax": relax.state_dict()}
+
+    def _restore(self, state: Any, carry: dict[str, Any]) -> None:
+        """Put :meth:`_carry`'s output back into a fresh ``state`` (the fit then resumes where it stopped)."""
+        relax = getattr(state, "relax", None)
+        if relax is not None and "relax" in carry:
+            relax.load_state_dict(carry["relax"])
+
     # ------------------------------------------------------------------ the loop
     def fit(
         self,
@@ -137,8 +178,16 @@ class EMEngine:
         tol: float | None = None,
         callback: Callable[[int, float], bool | None] | None = None,
         progress: bool = True,
+        checkpoint: Callable[[LoopState], None] | None = None,
+        checkpoint_every: int = 10,
+        start: LoopState | None = None,
     ) -> FitResult:
-        """Run the loop of the module docstring on ``model`` (in place) and return its :class:`FitResult`."""
+        """Run the loop of the module docstring on ``model`` (in place) and return its :class:`FitResult`.
+
+        ``checkpoint(loop_state)`` is called at the top of every ``checkpoint_every``-th iteration (iteration 0
+        included) and once when the fit ends, while the model holds that iteration's parameters; ``start`` resumes a
+        loop from such a state (the model must hold its parameters).
+        """
         t_start = time.perf_counter()
         max_iter = self.max_iter if max_iter is None else int(max_iter)
         tol = self.tol if tol is None else float(tol)
@@ -148,28 +197,53 @@ class EMEngine:
         opt = Adam(params, lr=self.lr) if params and self.grad_steps > 0 else None
         trace: list[float] = []
         timings = {"e_step": 0.0, "m_step": 0.0, "grad_steps": 0.0}
-        converged, calm = False, 0
-        # tqdm.auto (a widget in notebooks) only when a bar is shown: in a kernel without ipywidgets, importing it
-        # prints a warning into every notebook, progress bar or not.
-        make_bar = _auto_tqdm() if progress else tqdm.tqdm
-        bar = make_bar(range(max_iter + 1), disable=not progress, desc=type(self).__name__, leave=False)
-        n_iter = 0
+        converged, calm, first_it = False, 0, 0
+        if start is not None:
+            trace, calm, first_it = list(start.trace), start.calm, start.iteration
+            if opt is not None and start.optimizer is not None:
+                opt.load_state_dict(start.optimizer)
+            self._restore(state, start.carry)
+            if callback is not None and start.callback is not None and hasattr(callback, "load_state_dict"):
+                callback.load_state_dict(start.callback)
+            if start.done:
+                return self._result(model, trace, start.converged, "resumed a finished fit", t_start, timings, tol)
+            if first_it > max_iter:
+                raise ValueError(
+                    f"the checkpoint is at iteration {first_it}, past max_iter = {max_iter}: resume with the "
+                    "max_iter of the original fit (or a larger one)."
+                )
+
+        def loop_state(it: int, done: bool = False) -> LoopState:
+            cb_state = callback.state_dict() if hasattr(callback, "state_dict") else None  # type: ignore[union-attr]
+            opt_state = None if opt is None else opt.state_dict()
+            return LoopState(it, list(trace), calm, opt_state, self._carry(state), cb_state, done, converged)
+
+        # A bar only on a terminal or in a notebook: redirected to a file, its carriage-return updates fill the log
+        # with hundreds of lines and then erase themselves. tqdm.auto (a widget in notebooks) only when a bar is
+        # shown: in a kernel without ipywidgets, importing it prints a warning into every notebook.
+        show = progress and _interactive()
+        make_bar = _auto_tqdm() if show else tqdm.tqdm
+        bar = make_bar(range(first_it, max_iter + 1), disable=not show, desc=type(self).__name__, leave=False)
+        n_iter, reason = first_it, "max_iter"
         for it in bar:
             n_iter = it
+            if checkpoint is not None and it % checkpoint_every == 0 and not (start is not None and it == first_it):
+                checkpoint(loop_state(it))
             t0 = time.perf_counter()
             with torch.no_grad():
                 score, stats = self._e_step(model, state, it == 0, trace[-1] if trace else None)
             trace.append(score)
             timings["e_step"] += time.perf_counter() - t0
-            if progress:
+            if show:
                 bar.set_postfix(score=f"{score:.6g}")
             if callback is not None and callback(it, score):
+                reason = "callback"
                 break  # the caller asked to stop (e.g. early stopping on held-out data)
             if len(trace) > 1:
                 rel = abs(trace[-1] - trace[-2]) / max(abs(trace[-2]), 1.0)
                 calm = calm + 1 if rel < tol else 0
                 if calm >= self.patience:
-                    converged = True
+                    converged, reason = True, "converged"
                     break
             if it == max_iter:
                 break
@@ -183,10 +257,44 @@ class EMEngine:
             self._dynamics_step(model, state, stats, opt)
             timings["grad_steps"] += time.perf_counter() - t0
         bar.close()
-        return FitResult(
+        if checkpoint is not None:
+            checkpoint(loop_state(n_iter, done=True))
+        return self._result(model, trace, converged, reason, t_start, timings, tol)
+
+    def _result(
+        self,
+        model: Any,
+        trace: list[float],
+        converged: bool,
+        reason: str,
+        t_start: float,
+        timings: dict[str, float],
+        tol: float,
+    ) -> FitResult:
+        """The FitResult, after one log line on how the fit ended (what a cluster job's log keeps)."""
+        n_iter = len(trace) - 1
+        rel = abs(trace[-1] - trace[-2]) / max(abs(trace[-2]), 1.0) if len(trace) > 1 else float("nan")
+        result = FitResult(
             n_iter=n_iter,
             converged=converged,
             score_trace=trace,
             wall_time_s=time.perf_counter() - t_start,
             timings=timings,
+            stop_reason=reason,
         )
+        what = f"{type(model).__name__} fit ({type(self).__name__})"
+        if _QUIET.get():
+            LOGGER.debug("%s ended after %d iterations (%s).", what, n_iter, reason)
+        elif reason == "max_iter" and n_iter > 0:
+            LOGGER.warning(
+                "%s stopped at max_iter = %d without converging: the last relative change of the score was %.3g "
+                "(tol %.3g for %d iterations in a row); raise max_iter or loosen tol.",
+                what,
+                n_iter,
+                rel,
+                tol,
+                self.patience,
+            )
+        else:
+            LOGGER.info("%s ended after %d iterations (%s), score %.8g.", what, n_iter, reason, trace[-1])
+        return result

@@ -79,6 +79,12 @@ class LaplaceEMEngine(EMEngine):
             lds_blocks=[(i, blk) for i, (blk, _, _) in enumerate(model.blocks()) if isinstance(blk, FreeLDSLatent)],
         )
 
+    def _carry(self, state: Any) -> dict[str, Any]:
+        return {"mode": state.mode}  # the next E-step's Newton iterations start from the last modes
+
+    def _restore(self, state: Any, carry: dict[str, Any]) -> None:
+        state.mode = carry.get("mode")
+
     def _e_step(self, model: MultiRegionLatentModel, state: Any, first: bool, previous: float | None) -> Any:
         prior = model.prior(state.T)
         obs = model.observation

@@ -7,7 +7,7 @@ that lowers the likelihood is replaced by the plain EM step, so EM stays monoton
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -35,6 +35,15 @@ class OverRelaxation:
         self.growth, self.max_step = float(growth), float(max_step)
         self.omega = 1.0
         self._plain: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """``ω`` and the plain update kept for a possible rejection (what a resumed fit needs)."""
+        return {"omega": self.omega, "plain": None if self._plain is None else list(self._plain)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.omega = float(state["omega"])
+        plain = state["plain"]
+        self._plain = None if plain is None else (plain[0], plain[1], plain[2])
 
     def step(self, obs: MultiRegionLinearObservation, old: tuple[Tensor, Tensor, Tensor]) -> None:
         """Called right after ``obs.m_step``; ``old`` holds ``(C, d, R)`` from before it."""

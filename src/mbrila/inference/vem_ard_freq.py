@@ -58,8 +58,19 @@ def trial_lengths(mask: Tensor | None, B: int, T: int, device: torch.device) -> 
             "trials (MultiRegionData(lengths=...)). Use MDLAG(engine='time') or engine='kalman' for data with "
             "missing entries."
         )
-    if bool((lengths < 2).any()):
-        raise ValueError("VEMARDFreqEngine needs trials of at least 2 bins.")
+    empty = torch.nonzero(lengths == 0).flatten().tolist()
+    if empty:
+        raise ValueError(
+            f"trials {empty[:10]} have no observed entries (every value missing): the frequency engine has nothing to "
+            "condition on there. "
+            "Drop them (data[keep]) before fitting."
+        )
+    short = torch.nonzero(lengths < 2).flatten().tolist()
+    if short:
+        raise ValueError(
+            f"VEMARDFreqEngine needs trials of at least 2 bins; by data.lengths trials {short[:10]} have 1. Drop "
+            "them, or use MDLAG(engine='time')."
+        )
     return lengths
 
 
@@ -292,6 +303,8 @@ class VEMARDFreqEngine(_ARDEngine):
     # ------------------------------------------------------------------ engine hooks
     def _begin(self, model: Any, y: Tensor, mask: Tensor | None) -> Any:
         lengths = trial_lengths(mask, y.shape[0], y.shape[1], y.device)  # refuse unsupported masks before fitting
+        if bool((lengths == y.shape[1]).all()):
+            mask = None  # every trial complete (lengths given but no padding): the complete-data statistics apply
         obs = model.observation
         obs.set_floor(y, mask)
         # The gap is chosen from the initialised model and then fixed (so every iteration's ELBO is that of one
@@ -299,6 +312,13 @@ class VEMARDFreqEngine(_ARDEngine):
         self.fitted_gaps.clear()
         self.fitted_gaps.update({int(L): self.default_gap(model, int(L)) for L in torch.unique(lengths).tolist()})
         return SimpleNamespace(y=y, mask=mask, T=y.shape[1], stats=obs.data_statistics(y, mask))
+
+    def _carry(self, state: Any) -> dict[str, Any]:
+        return {"gaps": dict(self.fitted_gaps)}  # chosen from the initialised model, not the resumed one
+
+    def _restore(self, state: Any, carry: dict[str, Any]) -> None:
+        self.fitted_gaps.clear()
+        self.fitted_gaps.update({int(k): int(v) for k, v in carry.get("gaps", {}).items()})
 
     def _prior_objective(self, model: Any, state: Any, stats: LatentPosterior) -> Any:
         groups: list[_Group] = stats.extra

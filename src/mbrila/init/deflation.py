@@ -13,12 +13,15 @@ trajectory leave its constant starting value before the latents compete in the j
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mbrila.core import MultiRegionData
+from mbrila.inference.em import quiet_fits
+from mbrila.init.checks import DataWarning
 
 if TYPE_CHECKING:
     from mbrila.models.base import MultiRegionLatentModel
@@ -82,7 +85,10 @@ def deflate_across(
             single.observation.d.zero_()
             single.observation.R.copy_(obs.R)
         part = data._replace(resid, mask, data.lengths)
-        single.fit(part, max_iter=settings.max_iter, tol=settings.tol, progress=False, init=False)
+        with quiet_fits(), warnings.catch_warnings():  # an initialisation step: the one-latent fits' ends are not news
+            # The model's own fit has warned about its data already; the residuals would repeat it for every latent.
+            warnings.simplefilter("ignore", DataWarning)
+            single.fit(part, max_iter=settings.max_iter, tol=settings.tol, progress=False, init=False)
         with torch.no_grad():
             blk.kernel.load_state_dict(single.across[0].kernel.state_dict())  # type: ignore[union-attr]
             model.delay.set_latent_delays(k, single.delay.delays(T)[:, :, 0])  # type: ignore[operator]

@@ -9,19 +9,35 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mbrila.observations.linear import floored_variance
+
 
 def factor_analysis(
-    Y: Tensor, k: int, *, n_iter: int = 200, tol: float = 1e-8, min_var_frac: float = 0.01, seed: int = 0
+    Y: Tensor,
+    k: int,
+    *,
+    n_iter: int = 200,
+    tol: float = 1e-8,
+    min_var_frac: float = 0.01,
+    seed: int = 0,
+    reference_var: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Maximum-likelihood factor analysis.
+
+    Each noise variance is held at or above ``min_var_frac ·`` its neuron's variance, where a constant neuron's
+    zero variance is first raised to a small fraction of a typical one
+    (:func:`~mbrila.observations.linear.floored_variance`): constant neurons get zero loadings and a finite noise
+    variance instead of a singular system.
 
     Parameters
     ----------
     Y : ``(n_samples, N)`` observations.
-    k : number of factors (0 returns empty loadings and the sample variances).
+    k : number of factors (0 returns empty loadings and the (floored) sample variances).
     n_iter, tol : EM iterations and relative log-likelihood tolerance.
     min_var_frac : floor of each noise variance as a fraction of that neuron's variance.
     seed : seed of the random initial loadings (deterministic).
+    reference_var : the typical variance behind the floor of constant neurons (default: the median of the positive
+        variances of ``Y``; pass the whole data's when ``Y`` may be all constant).
 
     Returns
     -------
@@ -31,7 +47,7 @@ def factor_analysis(
     d = Y.mean(0)
     Yc = Y - d
     S = Yc.mT @ Yc / n
-    var = S.diagonal().clamp_min(torch.finfo(Y.dtype).tiny)
+    var = floored_variance(S.diagonal(), reference_var)
     floor = min_var_frac * var
     if k == 0:
         return Y.new_zeros(N, 0), d, var

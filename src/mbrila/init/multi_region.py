@@ -23,12 +23,18 @@ from mbrila.init.factor_analysis import factor_analysis
 
 
 def _whiten(Y: Tensor, q: int) -> Tensor:
-    """PCA to ``q`` components, each scaled to unit variance: ``(n, n_r) → (n, q)``."""
+    """PCA to ``q`` components, each scaled to unit variance: ``(n, n_r) → (n, q)``.
+
+    Components with (numerically) no variance — below ``eps ·`` the largest, e.g. from a constant neuron or an
+    all-zero region — are set to zero rather than blown up to unit variance.
+    """
     Yc = Y - Y.mean(0)
     cov = Yc.mT @ Yc / Y.shape[0]
     evals, evecs = torch.linalg.eigh(cov)
     evals, evecs = evals.flip(0)[:q], evecs.flip(1)[:, :q]
-    return Yc @ evecs / evals.clamp_min(torch.finfo(Y.dtype).eps).sqrt()
+    tiny = torch.finfo(Y.dtype).eps * evals[:1].clamp_min(torch.finfo(Y.dtype).tiny)
+    scale = torch.where(evals > tiny, evals.clamp_min(torch.finfo(Y.dtype).tiny).rsqrt(), torch.zeros_like(evals))
+    return Yc @ evecs * scale
 
 
 def shared_views(y: Tensor, y_dims: tuple[int, ...], n_across: int, q: int | None = None) -> Tensor:
@@ -52,6 +58,8 @@ def shared_views(y: Tensor, y_dims: tuple[int, ...], n_across: int, q: int | Non
     Zc = torch.cat(Z, -1)
     _evals, evecs = torch.linalg.eigh(Zc.mT @ Zc / Zc.shape[0])
     U = evecs.flip(1)[:, :n_across]
+    if U.shape[1] < n_across:  # fewer directions than latents (one small region): the others start at zero
+        U = torch.cat([U, U.new_zeros(U.shape[0], n_across - U.shape[1])], 1)
     views = torch.stack([Zr @ Ur for Zr, Ur in zip(Z, U.split(splits, 0), strict=True)])  # (R, BT, K)
     views = views.reshape(len(y_dims), B, T, n_across)
     # AMUSE: rotate to diagonalise the symmetrised lag-1 autocovariance of the pooled view.
@@ -175,6 +183,9 @@ def estimate_multi_region(model, data, *, max_lag: int | None = None, seed: int 
         blocks.append((slice(n0, n0 + n), slice(k0, k0 + k)))
         n0, k0 = n0 + n, k0 + k
     resid = y - d
+    # The typical neuron variance, behind the noise floor of constant neurons (also in a region that is all constant).
+    all_var = y.reshape(-1, y.shape[-1]).var(0, unbiased=False)
+    reference_var = all_var[all_var > 0].median() if bool((all_var > 0).any()) else None
     delays = ts = None
     if n_a > 0:
         views = shared_views(y, model.y_dims, n_a)  # (R, B, T, K)
@@ -198,7 +209,7 @@ def estimate_multi_region(model, data, *, max_lag: int | None = None, seed: int 
     for r, (neurons, lat) in enumerate(blocks):
         n_w = spec.n_within_for(r)
         Yr = resid[..., neurons].reshape(B * T, -1)
-        Cw, _, Rr = factor_analysis(Yr, n_w, min_var_frac=min_var_frac, seed=seed + r)
+        Cw, _, Rr = factor_analysis(Yr, n_w, min_var_frac=min_var_frac, seed=seed + r, reference_var=reference_var)
         C[neurons, lat.start + n_a : lat.stop] = Cw
         R[neurons] = Rr
         if n_w > 0:

@@ -17,13 +17,22 @@ Run :func:`mbrila.kernels.check_kernel` on your kernel to verify the contract.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import inspect
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
     from mbrila.kernels.sde import SDEForm
+
+
+def _plain_value(value: Any) -> Any:
+    """Tensors and numpy values as Python numbers or lists (what a model file can hold)."""
+    if isinstance(value, (Tensor, np.ndarray, np.generic)):
+        return value.tolist()
+    return value
 
 
 class BaseKernel(nn.Module):
@@ -52,6 +61,35 @@ class BaseKernel(nn.Module):
     @property
     def has_sde_form(self) -> bool:
         return type(self).sde_form is not BaseKernel.sde_form
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> BaseKernel:
+        # Remember the constructor arguments, so that get_config (and model files) can rebuild the kernel's
+        # structure without each subclass writing one.
+        obj = super().__new__(cls)
+        object.__setattr__(obj, "_init_args", (args, kwargs))
+        return obj
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this kernel (plain data), by name.
+
+        Model files rebuild a kernel as ``type(kernel)(**kernel.get_config())`` and then load its parameters. The
+        default returns the arguments the kernel was constructed with (tensors and numpy values as lists or
+        numbers); override it if your constructor takes ``*args`` or objects that are not plain data.
+        """
+        args, kwargs = getattr(self, "_init_args", ((), {}))
+        params = inspect.signature(type(self).__init__).parameters
+        if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params.values()):
+            raise TypeError(f"{type(self).__name__} takes *args: override get_config() to return its arguments.")
+        bound = inspect.signature(type(self).__init__).bind(self, *args, **kwargs).arguments
+        out: dict[str, Any] = {}
+        for name, value in bound.items():
+            if name == "self":
+                continue
+            if params[name].kind is inspect.Parameter.VAR_KEYWORD:
+                out.update({k: _plain_value(v) for k, v in value.items()})
+            else:
+                out[name] = _plain_value(value)
+        return out
 
     def forward(self, tau: Tensor) -> Tensor:
         return self.cov(tau)

@@ -17,10 +17,13 @@ capability when the model is built (:mod:`mbrila.core.capabilities`).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -30,25 +33,63 @@ from mbrila.delays import Delay, NoDelay
 from mbrila.dynamics import BlockMoments, ComposedPrior, compose, expected_log_prior
 from mbrila.dynamics.gp_latent import grouped_expected_log_prior, lifted_group_key, stack_moments
 from mbrila.inference.kalman import LGSSM
+from mbrila.inference.loop_state import LoopState
+from mbrila.init.checks import check_fittable, warn_ill_posed
 from mbrila.init.counts import initialize_from_counts
+from mbrila.models.checkpoints import data_fingerprint, read_checkpoint, write_checkpoint
 from mbrila.observations.linear import MultiRegionLinearObservation
 from mbrila.observations.poisson import PoissonObservation
+
+
+def _whole_number(x: Any) -> int | None:
+    """``x`` as an int when it is a whole number (not a bool, a string or None), else None."""
+    if x is None or isinstance(x, bool | np.bool_ | str | bytes):
+        return None
+    try:
+        i, f = int(x), float(x)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return i if f == i else None
 
 
 def _check_dims(y_dims: Sequence[int], T: int) -> tuple[int, ...]:
     """``y_dims`` as a tuple of positive ints (and ``T`` a positive int), else a ``ValueError`` saying which."""
     try:
-        dims = tuple(int(n) for n in y_dims)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"y_dims must list the number of neurons of each region; got {y_dims!r}.") from err
-    if not dims or any(n < 1 or n != m for n, m in zip(dims, y_dims, strict=True)):
+        items = [] if isinstance(y_dims, str | bytes) else list(y_dims)
+    except TypeError:
+        items = []
+    dims = tuple(_whole_number(n) for n in items)
+    if not dims or any(n is None or n < 1 for n in dims):
         raise ValueError(
-            f"y_dims must list a positive neuron count per region; got {tuple(y_dims)}. A region without neurons "
-            "has nothing to fit: leave it out."
+            f"y_dims must list a positive whole neuron count per region, e.g. (30, 25); got {y_dims!r}. A region "
+            "without neurons has nothing to fit: leave it out."
         )
-    if isinstance(T, bool) or int(T) != T or T < 1:
+    t = _whole_number(T)
+    if t is None or t < 1:
         raise ValueError(f"T must be a positive number of time bins; got {T!r}.")
-    return dims
+    return cast(tuple[int, ...], dims)
+
+
+def _whole(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value == int(value)
+    )
+
+
+def _check_fit_arguments(max_iter: Any, tol: Any, callback: Any, checkpoint_every: Any) -> None:
+    """ValueError / TypeError naming the first bad argument of :meth:`MultiRegionLatentModel.fit`."""
+    if max_iter is not None and not (_whole(max_iter) and max_iter >= 0):
+        raise ValueError(
+            f"max_iter must be a whole number of iterations ≥ 0 (or None for the engine's); got {max_iter!r}."
+        )
+    if tol is not None and not (
+        isinstance(tol, (int, float)) and not isinstance(tol, bool) and math.isfinite(tol) and tol >= 0
+    ):
+        raise ValueError(f"tol must be a finite relative tolerance ≥ 0 (or None for the engine's); got {tol!r}.")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable as callback(k, score) or None; got {type(callback).__name__}.")
+    if not (_whole(checkpoint_every) and checkpoint_every >= 1):
+        raise ValueError(f"checkpoint_every must be a positive number of iterations; got {checkpoint_every!r}.")
 
 
 class MultiRegionLatentModel(nn.Module):
@@ -58,7 +99,10 @@ class MultiRegionLatentModel(nn.Module):
     ----------
     latent_spec : counts of across and within latents.
     y_dims : neurons per region.
-    T : trial length the model is built for (delays are returned for this length).
+    T : trial length the model is built for (delays are returned for this length). ``fit``, ``infer`` and
+        ``predict`` take trials of at most ``T`` bins with constant delays (or none), and of exactly ``T`` bins with
+        time-varying delays, whose trajectories δ(t) live on those bins; ragged trials count by their padded
+        length. Anything else is refused with a ``ValueError``.
     across : one block per across latent, each with ``n_views = n_regions`` (or one free-LDS block whose
         views cover every region's across latents).
     within : per region, the blocks of its within latents.
@@ -75,6 +119,13 @@ class MultiRegionLatentModel(nn.Module):
     #: Capabilities a preset could also provide by building its latents in another form (a GP preset builds
     #: dense or state-space blocks, whichever its engine asks for); used to list the engines that would work.
     alternative_forms: ClassVar[frozenset[str]] = frozenset()
+
+    #: Whether ``fit`` warns about a region with more latents than neurons (off where the model prunes latents).
+    warns_latents_over_neurons: ClassVar[bool] = True
+
+    #: The region names of the data of the first fit (None before it); later data must name the same regions in the
+    #: same order.
+    region_names: tuple[str, ...] | None
 
     def __init__(
         self,
@@ -106,6 +157,7 @@ class MultiRegionLatentModel(nn.Module):
             observation = observation(y_dims, dims)
         self.observation = observation
         self.engine = engine
+        self.region_names = None
         engine.check_model(self)
 
     # ---------------------------------------------------------------- capabilities
@@ -279,10 +331,60 @@ class MultiRegionLatentModel(nn.Module):
             )
         if tuple(data.y_dims) != self.y_dims:
             raise ValueError(f"data has y_dims {tuple(data.y_dims)} but the model was built for {self.y_dims}.")
+        self._check_region_names(data)
+        self._check_trial_length(data)
         ref = self._reference()
         y = data.y.to(device=ref.device, dtype=ref.dtype)
         mask = None if data.mask is None else data.mask.to(ref.device)
         return y, mask
+
+    def _check_region_names(self, data: MultiRegionData) -> None:
+        """Refuse data whose regions differ (in names or order) from those of the first fit."""
+        names = tuple(data.region_names)
+        if self.region_names is None or names == self.region_names:
+            return
+        if sorted(names) == sorted(self.region_names):
+            raise ValueError(
+                f"data has regions {names} but the model was fitted on {self.region_names}: the same regions in "
+                f"another order would be read with each other's loadings. Reorder the regions to "
+                f"{self.region_names} (from_regions keeps the order of its dict)."
+            )
+        raise ValueError(
+            f"data has regions {names} but the model was fitted on {self.region_names}. If these are the same "
+            f"regions under other names, rename them (region_names=...) and pass them in the model's order; to use "
+            "the model on other regions on purpose, set model.region_names = None first."
+        )
+
+    def _check_trial_length(self, data: MultiRegionData) -> None:
+        """Refuse trials longer than :attr:`T` (constant or no delays) or of another length (time-varying delays)."""
+        T = int(data.T)
+        name = type(self).__name__
+        if not self.delay.constant and T != self.T:
+            raise ValueError(
+                f"data has T = {T} time bins but this {name} model was built for T = {self.T}: its time-varying "
+                f"delays δ(t) are defined on exactly those {self.T} bins. Build the model with T={T}, or pad the "
+                f"trials to {self.T} bins and pass their lengths (MultiRegionData(..., lengths=...))."
+            )
+        if T > self.T:
+            raise ValueError(
+                f"data has T = {T} time bins but this {name} model was built for T = {self.T}, the longest trials it "
+                f"takes (delays() describes those {self.T} bins). Build the model with T={T} (or more) for these "
+                "trials; shorter and ragged trials are fine."
+            )
+
+    def _check_training_data(self, data: MultiRegionData) -> None:
+        """Before a fit: check ``data`` as :meth:`_data` does and refuse data with nothing to fit (a neuron never
+        observed, every neuron constant), remember its region names on the first fit, and warn (:class:`~mbrila.init.DataWarning`) about data that make the model
+        ill-posed (:mod:`mbrila.init.checks`)."""
+        y, mask = self._data(data)
+        check_fittable(y, mask, self.y_dims, data.region_names)
+        if self.region_names is None:
+            self.region_names = tuple(data.region_names)
+        latents = None
+        if self.warns_latents_over_neurons:
+            n_a = self.latent_spec.n_across
+            latents = [(n_a, self.latent_spec.n_within_for(r)) for r in range(self.n_regions)]
+        warn_ill_posed(y, mask, self.y_dims, self.region_names, latents, stacklevel=3)
 
     # ---------------------------------------------------------------- user API
     def fit(
@@ -293,6 +395,9 @@ class MultiRegionLatentModel(nn.Module):
         callback: Callable[[int, float], bool | None] | None = None,
         progress: bool = True,
         init: bool | Callable[[MultiRegionLatentModel, MultiRegionData], None] = True,
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 10,
+        resume: str | Path | None = None,
     ) -> FitResult:
         """Initialise (unless ``init=False``), then fit with the model's engine.
 
@@ -306,7 +411,23 @@ class MultiRegionLatentModel(nn.Module):
         progress : show a progress bar.
         init : True runs the preset's recommended initialisation (:meth:`initialize`); False keeps the current
             parameters; a callable ``init(model, data)`` runs your own.
+        checkpoint : a file to which the model and the EM loop's state are written (atomically: a temporary file
+            renamed over it) after the initialisation, every ``checkpoint_every`` iterations and when the fit
+            ends (:mod:`mbrila.models.checkpoints`).
+        checkpoint_every : iterations between checkpoints.
+        resume : a checkpoint written by a fit of this model on the same data: its parameters and loop state are
+            loaded and the fit continues from there (no initialisation), ending with the parameters and score
+            trace of the uninterrupted fit. Pass the same ``max_iter``/``tol`` as the original fit. ``resume`` may
+            equal ``checkpoint``.
         """
+        _check_fit_arguments(max_iter, tol, callback, checkpoint_every)
+        y, mask = self._data(data)
+        fingerprint = data_fingerprint(y, mask) if checkpoint is not None or resume is not None else {}
+        start = None
+        if resume is not None:
+            start = read_checkpoint(resume, self, fingerprint)  # loads the parameters it holds
+            init = False
+        self._check_training_data(data)
         t0 = time.perf_counter()
         stages = None
         if init is True:
@@ -314,7 +435,24 @@ class MultiRegionLatentModel(nn.Module):
         elif callable(init):
             init(self, data)
         init_time = time.perf_counter() - t0
-        result = self.engine.fit(self, data, max_iter=max_iter, tol=tol, callback=callback, progress=progress)
+        writer = None
+        if checkpoint is not None:
+            path = Path(checkpoint)
+
+            def writer(loop: LoopState) -> None:
+                write_checkpoint(path, self, loop, fingerprint)
+
+        result = self.engine.fit(
+            self,
+            data,
+            max_iter=max_iter,
+            tol=tol,
+            callback=callback,
+            progress=progress,
+            checkpoint=writer,
+            checkpoint_every=int(checkpoint_every),
+            start=start,
+        )
         result.init_time_s = init_time
         for name, seconds in (stages or {}).items():
             result.timings[f"init_{name}"] = seconds
@@ -341,19 +479,24 @@ class MultiRegionLatentModel(nn.Module):
         y, mask = self._data(data)
         neurons = None
         if observed is not None:
-            obs = torch.as_tensor(observed, device=y.device).bool()
-            if obs.ndim == 1:
-                if obs.shape[0] != y.shape[-1]:
-                    raise ValueError(
-                        f"observed must be a bool (N,) = ({y.shape[-1]},) per-neuron mask or (trials, T, N); "
-                        f"got shape {tuple(obs.shape)}."
-                    )
+            obs = torch.as_tensor(observed, device=y.device)
+            if obs.dtype != torch.bool:
+                raise TypeError(
+                    f"observed must be a bool mask (True = used for inference); got dtype {obs.dtype}. Pass a bool "
+                    "tensor, e.g. observed.bool() or observed == 1."
+                )
+            B, T, N = y.shape
+            if tuple(obs.shape) == (N,):
                 neurons = obs
                 y = y[..., obs]
                 mask = None if mask is None else mask[..., obs]
-            else:
-                obs = obs.expand_as(y)
+            elif tuple(obs.shape) == (B, T, N):
                 mask = obs if mask is None else (mask & obs)
+            else:
+                raise ValueError(
+                    f"observed must be a bool per-neuron mask of shape ({N},) or a per-entry mask of shape "
+                    f"({B}, {T}, {N}) (trials, T, N); got shape {tuple(obs.shape)}."
+                )
         return self.engine.posterior(self, y, mask, neurons)
 
     @torch.no_grad()
@@ -367,7 +510,8 @@ class MultiRegionLatentModel(nn.Module):
 
         Parameters
         ----------
-        observed : bool ``(N,)`` (per neuron) or ``(trials, T, N)``; True = used for inference. None uses all.
+        observed : a bool mask of shape exactly ``(N,)`` (per neuron) or ``(trials, T, N)``; True = used for
+            inference. None uses all. Another shape is a ``ValueError``, another dtype a ``TypeError``.
 
         Returns ``(trials, T, N)`` predictions ``C E[x_t | observed] + d`` (posterior means of ``C`` and ``d``
         for the variational ARD read-out); for a Poisson read-out, the expected rates ``E[f(c_nᵀx_t + d_n)]``
@@ -393,7 +537,8 @@ class MultiRegionLatentModel(nn.Module):
 
     @torch.no_grad()
     def delays(self) -> Tensor:
-        """``(T, n_regions, n_across)`` delays in bins; column 0 (the reference region) is zero.
+        """``(T, n_regions, n_across)`` delays in bins over the model's ``T`` bins (which cover every trial the model
+        accepts, see the class docstring); column 0 (the reference region) is zero.
 
         Convention: region ``r`` sees across latent ``k`` at ``t − δ_k^r(t)``, so ``δ > 0`` means region ``r``
         lags the reference region 0.

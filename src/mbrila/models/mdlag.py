@@ -32,10 +32,13 @@ from mbrila.models.presets import (
     DEFAULT_EPS,
     DEFAULT_ORDER,
     KernelFactory,
+    check_structure,
     default_kernel,
     default_max_delay,
     gp_blocks,
     resolve_engine,
+    spec_config,
+    spec_from_config,
 )
 from mbrila.observations.ard import ARDObservation
 
@@ -55,7 +58,8 @@ class MDLAG(MultiRegionLatentModel):
     latent_spec : ``LatentSpec(n_across=K)``: ``K ≥ 1`` candidate latents (start with more than you expect; ARD
         switches the others off); ``n_within`` must be 0 — ARD finds within-region latents itself.
     y_dims : neurons per region.
-    T : trial length (bins) the model is built for.
+    T : trial length (bins) the model is built for, at least 2; ``fit``, ``infer`` and ``predict`` take trials of
+        at most ``T`` bins (ragged trials: their padded length).
     engine : ``"time"`` (default: dense GP posterior, :class:`~mbrila.inference.VEMARDEngine`), ``"freq"``
         (fast-mDLAG: circulant approximation in the frequency domain, :class:`~mbrila.inference.VEMARDFreqEngine`;
         needs kernels with ``spectral_density``), ``"kalman"`` (Kalman smoother on the lifted GP,
@@ -74,6 +78,8 @@ class MDLAG(MultiRegionLatentModel):
     """
 
     alternative_forms = frozenset({"state_space", "dense_gp"})
+    #: ARD switches off the latents a region cannot support: more candidates than neurons is expected.
+    warns_latents_over_neurons = False
     observation: ARDObservation
 
     def __init__(
@@ -101,8 +107,7 @@ class MDLAG(MultiRegionLatentModel):
                 f"MDLAG has only its Gaussian (variational ARD) read-out; got observation={observation!r}. For spike "
                 "counts use a state-space preset with observation='poisson' (gpfa, dlag with engine='kalman', adm, lds)."
             )
-        if not isinstance(latent_spec, LatentSpec):
-            raise ValueError(f"latent_spec must be a mbrila.LatentSpec; got {type(latent_spec).__name__}.")
+        y_dims, T = check_structure(latent_spec, y_dims, T, "MDLAG", "the GP timescales and delays")
         if latent_spec.n_across < 1:
             raise ValueError(
                 f"latent_spec.n_across must be at least 1 for MDLAG (the number of candidate latents); got "
@@ -128,7 +133,37 @@ class MDLAG(MultiRegionLatentModel):
         super().__init__(spec, y_dims, T, acr, wit, FixedDelay(R, K, max_delay=bound), eng, observation=obs)
         self.active_threshold = float(active_threshold)
         self.snr_threshold = float(snr_threshold)
+        self.settings: dict[str, Any] = {
+            "max_delay": float(bound),
+            "order": int(order),
+            "eps": float(eps),
+            "prior": dict(prior or {}),
+        }
         self.to(dtype=dtype, device=device)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments as plain data (what a model file stores; kernels and engine are stored apart)."""
+        return {
+            **spec_config(self.latent_spec, self.y_dims, self.T),
+            **self.settings,
+            "active_threshold": self.active_threshold,
+            "snr_threshold": self.snr_threshold,
+        }
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        *,
+        engine: Any,
+        across: KernelFactory,
+        within: KernelFactory,
+        dtype: torch.dtype,
+        device: torch.device | str | None,
+    ) -> MDLAG:
+        """The model :meth:`config` describes, with this engine and the kernels ``across`` hands out."""
+        spec, y_dims, T, kw = spec_from_config(config)
+        return cls(spec, y_dims, T, engine=engine, kernel_factory=across, dtype=dtype, device=device, **kw)
 
     def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
         """The multi-region initialisation (CCA views, delays from cross-correlations, timescales, regression

@@ -18,6 +18,7 @@ Poisson one and ``kalman`` for Laplace EM (:class:`~mbrila.inference.LaplaceEMEn
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -34,7 +35,7 @@ from mbrila.inference.kalman_em import KalmanEMEngine
 from mbrila.inference.laplace_em import LaplaceEMEngine
 from mbrila.init import Deflation, deflate_across, initialize_multi_region
 from mbrila.kernels import BaseKernel, RBFKernel
-from mbrila.models.base import MultiRegionLatentModel
+from mbrila.models.base import MultiRegionLatentModel, _check_dims
 from mbrila.observations.poisson import LINKS, PoissonObservation
 
 KernelFactory = Callable[[], BaseKernel]
@@ -55,9 +56,49 @@ DEFAULT_SMOOTHNESS = 1e3
 ADM_TOL = 1e-6
 
 
+def spec_config(spec: LatentSpec, y_dims: Sequence[int], T: int) -> dict[str, Any]:
+    """The structural constructor arguments every preset shares, as plain data."""
+    within = spec.n_within if isinstance(spec.n_within, tuple) else (spec.n_within,) * len(y_dims)
+    return {
+        "latent_spec": {"n_across": int(spec.n_across), "n_within": [int(w) for w in within]},
+        "y_dims": [int(n) for n in y_dims],
+        "T": int(T),
+    }
+
+
+def spec_from_config(config: dict[str, Any]) -> tuple[LatentSpec, tuple[int, ...], int, dict[str, Any]]:
+    """Inverse of :func:`spec_config`: ``(latent_spec, y_dims, T, the other arguments)``."""
+    kw = dict(config)
+    try:
+        spec = kw.pop("latent_spec")
+        spec = LatentSpec(int(spec["n_across"]), tuple(int(w) for w in spec["n_within"]))
+        y_dims = tuple(int(n) for n in kw.pop("y_dims"))
+        T = int(kw.pop("T"))
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"the config lacks or garbles latent_spec, y_dims or T ({err!r}).") from err
+    return spec, y_dims, T, kw
+
+
 def default_max_delay(T: int) -> float:
     """Bound on ``|δ|`` used when none is given: a quarter of the trial, at least one bin."""
     return max(1.0, T / 4)
+
+
+def check_structure(latent_spec: Any, y_dims: Any, T: Any, preset: str, what: str) -> tuple[tuple[int, ...], int]:
+    """Check the arguments every preset takes, before anything uses them: ``(y_dims, T)`` as ints, else a
+    ``ValueError`` naming the argument. ``T = 1`` is refused: ``what`` (timescales, delays, dynamics) cannot be
+    learned from single-bin trials."""
+    if not isinstance(latent_spec, LatentSpec):
+        raise ValueError(
+            f"latent_spec must be a mbrila.LatentSpec, e.g. LatentSpec(2, 1); got {type(latent_spec).__name__}."
+        )
+    dims = _check_dims(y_dims, T)
+    if int(T) == 1:
+        raise ValueError(
+            f"T must be at least 2 for {preset}: {what} cannot be learned from trials of a single time bin; got T=1. "
+            "For single-bin data use static factor analysis (mbrila.init.factor_analysis), or bin the trials finer."
+        )
+    return dims, int(T)
 
 
 def default_kernel() -> BaseKernel:
@@ -156,6 +197,7 @@ class _GPPreset(MultiRegionLatentModel):
         observation: str = "gaussian",
         link: str = "exp",
     ) -> None:
+        y_dims, T = check_structure(latent_spec, y_dims, T, type(self).__name__, "the GP timescales (and delays)")
         spec = latent_spec.for_regions(len(y_dims))
         factory = observation_factory(observation, link)
         if factory is None:
@@ -166,7 +208,44 @@ class _GPPreset(MultiRegionLatentModel):
         form = getattr(eng, "latent_form", "state_space")
         acr, wit = gp_blocks(spec, len(y_dims), kernel_factory_across, kernel_factory_within, form, order, eps)
         super().__init__(spec, y_dims, T, acr, wit, delay, eng, observation=factory)
+        self.settings: dict[str, Any] = {
+            "order": int(order),
+            "eps": float(eps),
+            "observation": observation,
+            "link": link,
+        }
         self.to(dtype=dtype, device=device)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments as plain data (what a model file stores; kernels and engine are stored apart)."""
+        return {**spec_config(self.latent_spec, self.y_dims, self.T), **self.settings}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        *,
+        engine: Any,
+        across: KernelFactory,
+        within: KernelFactory,
+        dtype: torch.dtype,
+        device: torch.device | str | None,
+    ) -> MultiRegionLatentModel:
+        """The preset :meth:`config` describes, with this engine and these kernel factories."""
+        spec, y_dims, T, kw = spec_from_config(config)
+        if "deflation" in kw:
+            kw["deflation"] = None if kw["deflation"] is None else Deflation(**kw["deflation"])
+        return cls(
+            spec,
+            y_dims,
+            T,
+            engine=engine,
+            kernel_factory_across=across,
+            kernel_factory_within=within,
+            dtype=dtype,
+            device=device,
+            **kw,
+        )
 
     def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
         """Multi-set CCA + AMUSE for the across latents, factor analysis for the within latents."""
@@ -185,7 +264,8 @@ class GPFA(_GPPreset):
     ----------
     latent_spec : :class:`~mbrila.LatentSpec` — ``n_across`` shared latents, ``n_within`` private ones per region.
     y_dims : neurons per region.
-    T : trial length (bins) the model is built for.
+    T : trial length (bins) the model is built for, at least 2 (a single bin says nothing about timescales).
+        ``fit``, ``infer`` and ``predict`` take trials of at most ``T`` bins (ragged trials: their padded length).
     engine : ``"kalman"`` (default: GPFA-SSM, the GP lifted to a state-space model and fitted by
         :class:`~mbrila.inference.KalmanEMEngine`), ``"exact"`` (dense GP covariance,
         :class:`~mbrila.inference.ExactEMEngine`) or an engine instance.
@@ -205,6 +285,7 @@ class GPFA(_GPPreset):
 
     def __init__(self, latent_spec: LatentSpec, y_dims: Sequence[int], T: int, **kw: Any) -> None:
         """Build a GPFA model; the parameters are described in the class docstring."""
+        y_dims, T = check_structure(latent_spec, y_dims, T, "GPFA", "the GP timescales")
         spec = latent_spec.for_regions(len(y_dims))
         super().__init__(spec, y_dims, T, delay=NoDelay(len(y_dims), spec.n_across), **kw)
 
@@ -240,10 +321,12 @@ class DLAG(_GPPreset):
         **kw: Any,
     ) -> None:
         """Build a DLAG model; the parameters are described in the class docstring."""
+        y_dims, T = check_structure(latent_spec, y_dims, T, "DLAG", "the GP timescales and delays")
         spec = latent_spec.for_regions(len(y_dims))
         bound = max_delay if max_delay is not None else default_max_delay(T)
         delay = FixedDelay(len(y_dims), spec.n_across, max_delay=bound)
         super().__init__(spec, y_dims, T, delay=delay, **kw)
+        self.settings["max_delay"] = float(bound)
 
 
 class ADM(_GPPreset):
@@ -257,9 +340,12 @@ class ADM(_GPPreset):
 
     Parameters
     ----------
-    latent_spec, y_dims, T : as :class:`GPFA`.
+    latent_spec : as :class:`GPFA`.
+    y_dims : neurons per region, at least 2 regions (the delays are between regions; GPFA fits a single one).
+    T : trial length (bins), at least 2. Data must have exactly ``T`` bins (the delay trajectories live on them);
+        pad shorter trials to ``T`` and pass their ``lengths``.
     max_delay : bound on ``|δ(t)|`` in bins (default ``T / 4``).
-    n_basis : basis functions per delay trajectory (default ``T // 4``, see
+    n_basis : basis functions per delay trajectory (default ``max(4, T // 4)``, at most ``T``, see
         :class:`~mbrila.delays.TimeVaryingDelay`).
     smoothness : weight ``λ`` of the second-difference prior on δ(t) (default :data:`DEFAULT_SMOOTHNESS`).
     deflation : :class:`~mbrila.init.Deflation` settings, or None to skip the stage.
@@ -280,12 +366,26 @@ class ADM(_GPPreset):
         **kw: Any,
     ) -> None:
         """Build an ADM model; the parameters are described in the class docstring."""
+        y_dims, T = check_structure(latent_spec, y_dims, T, "ADM", "the GP timescales and delay trajectories")
+        if len(y_dims) < 2:
+            raise ValueError(
+                f"ADM needs at least 2 regions (its delays are between regions); y_dims has 1: {y_dims}. Use GPFA "
+                "for a single region."
+            )
+        if n_basis is None and T < 4:
+            n_basis = T  # the default max(4, T // 4) would not fit in so few bins
         spec = latent_spec.for_regions(len(y_dims))
         bound = max_delay if max_delay is not None else default_max_delay(T)
         delay = TimeVaryingDelay(len(y_dims), spec.n_across, T, n_basis=n_basis, max_delay=bound, smoothness=smoothness)
         kw.setdefault("engine_defaults", {"tol": ADM_TOL})
         super().__init__(spec, y_dims, T, delay=delay, **kw)
         self.deflation = deflation
+        self.settings.update(
+            max_delay=float(bound),
+            n_basis=delay.n_basis,
+            smoothness=float(smoothness),
+            deflation=None if deflation is None else dataclasses.asdict(deflation),
+        )
 
     def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
         """DLAG's initialisation (constant delays), then the deflation stage; returns the time of each stage."""
@@ -330,7 +430,7 @@ class LDS(MultiRegionLatentModel):
 
     Parameters
     ----------
-    latent_spec, y_dims, T : as :class:`GPFA`.
+    latent_spec, y_dims, T : as :class:`GPFA` (``T ≥ 2``: the dynamics need at least one transition).
     engine : ``"kalman"`` (the only engine with a free LDS prior) or an engine instance.
     dtype, device : of the parameters.
     observation, link : as :class:`GPFA` (``"poisson"``: a Poisson LDS, fitted by Laplace EM).
@@ -349,6 +449,7 @@ class LDS(MultiRegionLatentModel):
         link: str = "exp",
     ) -> None:
         """Build an LDS model; the parameters are described in the class docstring."""
+        y_dims, T = check_structure(latent_spec, y_dims, T, "LDS", "the dynamics (A, Q)")
         spec = latent_spec.for_regions(len(y_dims))
         n_r = len(y_dims)
         acr = [FreeLDSLatent(spec.n_across, n_groups=n_r)] if spec.n_across else []
@@ -357,7 +458,27 @@ class LDS(MultiRegionLatentModel):
         engines: dict[str, type] = {"kalman": KalmanEMEngine if factory is None else LaplaceEMEngine}
         eng = resolve_engine(engine, engines, "kalman")
         super().__init__(spec, y_dims, T, acr, wit, NoDelay(n_r, spec.n_across), eng, observation=factory)
+        self.settings = {"observation": observation, "link": link}
         self.to(dtype=dtype, device=device)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments as plain data (the engine is stored apart)."""
+        return {**spec_config(self.latent_spec, self.y_dims, self.T), **self.settings}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        *,
+        engine: Any,
+        across: KernelFactory,
+        within: KernelFactory,
+        dtype: torch.dtype,
+        device: torch.device | str | None,
+    ) -> MultiRegionLatentModel:
+        """The LDS :meth:`config` describes (it has no kernels)."""
+        spec, y_dims, T, kw = spec_from_config(config)
+        return cls(spec, y_dims, T, engine=engine, dtype=dtype, device=device, **kw)
 
     def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
         initialize_multi_region(self, data, set_delays=False, set_timescales=False)

@@ -2,8 +2,9 @@
 
 ``build_model("dlag", latent_spec=..., y_dims=..., T=...)`` builds a preset from its name; ``"dlag_ssm"`` is DLAG with
 ``engine="kalman"``, ``"mdlag_freq"`` is MDLAG with ``engine="freq"``, and so on (an explicit ``engine=`` wins).
-Saved files are a versioned envelope around the whole model (structure, kernels, parameters and engine
-settings), so a reloaded model gives identical predictions.
+Saved files are a versioned envelope of plain data — the preset and its constructor arguments, the kernel and
+engine classes with their settings, and the tensors — so a reloaded model gives identical predictions and opening a
+file cannot run code (:mod:`mbrila.models.serialization`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import torch
 
+from mbrila.models import serialization
 from mbrila.models.base import MultiRegionLatentModel
 from mbrila.models.mdlag import MDLAG
 from mbrila.models.presets import ADM, DLAG, GPFA, LDS
@@ -35,9 +37,6 @@ PRESETS: dict[str, Callable[..., MultiRegionLatentModel]] = {
     "mdlag_ssm": partial(MDLAG, engine="kalman"),
 }
 
-FORMAT = "mbrila-model"
-FORMAT_VERSION = 1
-
 
 def build_model(name: str, **kwargs: Any) -> MultiRegionLatentModel:
     """Build a preset by (case-insensitive) name; keyword arguments go to the preset's constructor."""
@@ -48,28 +47,22 @@ def build_model(name: str, **kwargs: Any) -> MultiRegionLatentModel:
 
 
 def save(model: MultiRegionLatentModel, path: str | Path) -> None:
-    """Write ``model`` to ``path`` (a versioned torch file)."""
-    from mbrila import __version__
-
-    torch.save(
-        {"format": FORMAT, "format_version": FORMAT_VERSION, "mbrila_version": __version__, "model": model}, path
-    )
+    """Write ``model`` to ``path`` as plain data (:mod:`mbrila.models.serialization`), atomically."""
+    serialization.write(serialization.envelope(model), path)
 
 
 def load(path: str | Path, map_location: str | torch.device | None = None) -> MultiRegionLatentModel:
-    """Read a model written by :func:`save` (or ``model.save``). Only load files you trust: they hold pickles.
+    """Read a model written by :func:`save` (or ``model.save``), or the model inside a fit checkpoint.
+
+    The file is read with ``torch.load(weights_only=True)``: it cannot run code. Kernel, engine and preset classes
+    are imported by the path the file names and used only if they derive from the matching mbrila base class.
 
     Parameters
     ----------
     path : the file.
     map_location : where to put the tensors (as :func:`torch.load`), e.g. ``"cpu"`` for a model saved on a GPU.
+
+    Raises ``ValueError`` naming the file for anything that is not a current model file (corrupt, truncated, of
+    another format version, a pickle, or naming a class that is unknown or of the wrong kind).
     """
-    payload = torch.load(path, map_location=map_location, weights_only=False)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an mbrila model file.")
-    if payload.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: model format version {payload.get('format_version')} is not supported by this mbrila "
-            f"(it reads version {FORMAT_VERSION})."
-        )
-    return payload["model"]
+    return serialization.rebuild(serialization.read(path, map_location), str(path), map_location)

@@ -29,6 +29,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from mbrila.observations.linear import floored_variance
+
 #: A latent whose posterior mean power falls below this in every region is pruned (mDLAG's ``PRUNEX_TOL``).
 PRUNE_TOL = 1e-6
 
@@ -180,12 +182,13 @@ class ARDObservation(nn.Module):
         return self.noise_variance() <= self.var_floor * (1.0 + rtol)
 
     def set_floor(self, y: Tensor, mask: Tensor | None) -> None:
-        """Set the noise floor from the data: ``min_var_frac ·`` each neuron's variance over observed entries."""
+        """Set the noise floor from the data: ``min_var_frac ·`` each neuron's variance over observed entries (a
+        constant neuron's variance is floored first, :func:`~mbrila.observations.linear.floored_variance`)."""
         w = _weights(y, mask)
         cnt = w.sum((0, 1)).clamp_min(1)
         mean = (y * w).sum((0, 1)) / cnt
         var = (((y - mean) ** 2) * w).sum((0, 1)) / cnt
-        self.var_floor = (self.min_var_frac * var).clamp_min(torch.finfo(y.dtype).tiny).to(self.phi_b)
+        self.var_floor = (self.min_var_frac * floored_variance(var)).to(self.phi_b)
 
     # ------------------------------------------------------------------ initialisation
     @torch.no_grad()

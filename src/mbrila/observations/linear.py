@@ -15,6 +15,19 @@ import torch
 from torch import Tensor, nn
 
 
+def floored_variance(var: Tensor, reference: Tensor | None = None) -> Tensor:
+    """Each neuron's variance, raised to at least ``√eps ·`` a typical variance, so that a constant neuron gets a
+    small positive noise floor instead of zero (and the fit stays finite).
+
+    ``reference`` is the typical variance (default: the median of the positive entries of ``var``, 1 when none is);
+    a neuron below ``√eps`` of it (``eps`` of the dtype) is constant to working precision.
+    """
+    if reference is None:
+        positive = var[var > 0]
+        reference = positive.median() if positive.numel() else var.new_ones(())
+    return torch.maximum(var, torch.finfo(var.dtype).eps ** 0.5 * reference)
+
+
 def region_blocks(y_dims: tuple[int, ...], latent_dims: tuple[int, ...]) -> list[tuple[slice, slice]]:
     """``(neuron slice, latent slice)`` of each region in the stacked ``(N, Σ D_r)`` loadings."""
     out, n0, k0 = [], 0, 0
@@ -75,7 +88,8 @@ class MultiRegionLinearObservation(nn.Module):
         return self.C, self.d
 
     def set_floor(self, y: Tensor, mask: Tensor | None) -> None:
-        """Set the noise floor from the data: ``min_var_frac ·`` each neuron's variance over observed entries."""
+        """Set the noise floor from the data: ``min_var_frac ·`` each neuron's variance over observed entries (a
+        constant neuron's variance is floored first, :func:`floored_variance`)."""
         flat = y.reshape(-1, y.shape[-1])
         if mask is None:
             var = flat.var(0, unbiased=False)
@@ -84,7 +98,7 @@ class MultiRegionLinearObservation(nn.Module):
             cnt = w.sum(0).clamp_min(1)
             mean = (flat.nan_to_num() * w).sum(0) / cnt
             var = (((flat.nan_to_num() - mean) ** 2) * w).sum(0) / cnt
-        self.R_floor = (self.min_var_frac * var).clamp_min(torch.finfo(y.dtype).tiny).to(self.R)
+        self.R_floor = (self.min_var_frac * floored_variance(var)).to(self.R)
 
     def at_floor(self, rtol: float = 1e-6) -> Tensor:
         """Bool ``(N,)``: neurons whose noise variance sits on the floor (``R ≤ (1 + rtol) · R_floor``).

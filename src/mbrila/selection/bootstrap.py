@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from mbrila.core import MultiRegionData
+from mbrila.inference.em import quiet_fits
 from mbrila.metrics import match_latents
 from mbrila.selection.workers import check_workers, run_tasks
 
@@ -180,7 +181,8 @@ def _replicate_task(shared: dict[str, Any], task: tuple[int, np.ndarray]) -> dic
     model = copy.deepcopy(shared["model"])
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(shared["seed"] * 1_000_003 + b)
-        fit = model.fit(data[idx], init=False, progress=False, **shared["fit_kwargs"])
+        with quiet_fits():  # the table reports each fit's iterations
+            fit = model.fit(data[idx], init=False, progress=False, **shared["fit_kwargs"])
     ts = model.timescales()
     timescales = {"across": _numpy(ts["across"]), "within": [_numpy(w) for w in ts["within"]]}
     delays, across, within, corr = match_replicate(

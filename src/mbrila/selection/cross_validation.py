@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from mbrila.core import MultiRegionData
+from mbrila.inference.em import quiet_fits
 from mbrila.metrics import co_bps, cosmoothing
 from mbrila.metrics.heldout import leave_group_out_prediction
 from mbrila.metrics.spikes import RATE_FLOOR
@@ -113,7 +114,8 @@ def _fold_task(shared: dict[str, Any], task: tuple[int, int]) -> dict[str, Any]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(shared["seed"] * 1_000_003 + 7919 * c + k)  # anything random in a fit: one stream per task
         model = shared["factory"](shared["candidates"][c])
-        fit = model.fit(data[train_idx], progress=False, **shared["fit_kwargs"])
+        with quiet_fits():  # the table reports each fit's iterations
+            fit = model.fit(data[train_idx], progress=False, **shared["fit_kwargs"])
     test = data[test_idx]
     pred, held = leave_group_out_prediction(model, test, shared["fraction"], shared["seed"])
     if shared["metric"] == "co_bps":

@@ -1,0 +1,200 @@
+"""Checks of training data that is legal but makes the model ill-posed: each gives a :class:`DataWarning`.
+
+The fit goes on in every case (constant neurons get a noise-variance floor, see
+:func:`~mbrila.observations.linear.floored_variance`); the warning names the region and the neurons so that the user
+can clean the data:
+
+- a **constant** neuron (every observed value equal, e.g. a silent one) carries no information;
+- an **all-zero** region carries no signal (one warning for the region, not one per neuron);
+- **identical** neurons (two equal columns, in one region or across regions) make their noise variances collapse
+  to the floor: a latent explains the copies exactly (a Heywood case);
+- a region with **more latents than neurons** cannot tell its latents apart: some loadings are not identifiable.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+class DataWarning(UserWarning):
+    """The data make the model ill-posed (constant or identical neurons, an all-zero region, more latents than
+    neurons); the fit still runs. Filter it with ``warnings.filterwarnings("ignore", category=DataWarning)``."""
+
+
+def _observed(y: Tensor, mask: Tensor | None) -> Tensor:
+    """``y`` with unobserved entries set to 0 (they may hold anything)."""
+    return y if mask is None else torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
+
+
+def constant_neurons(y: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Bool ``(N,)``: neurons whose observed entries are all equal (or that have none), from ``y (B, T, N)``."""
+    flat = y.reshape(-1, y.shape[-1])
+    if mask is None:
+        return (flat.amax(0) == flat.amin(0)).cpu()
+    m = mask.reshape(-1, y.shape[-1])
+    inf = torch.full((), float("inf"), dtype=y.dtype, device=y.device)
+    hi = torch.where(m, flat, -inf).amax(0)
+    lo = torch.where(m, flat, inf).amin(0)
+    return ((hi == lo) | ~m.any(0)).cpu()
+
+
+def _column_hashes(flat: Tensor, chunk: int = 1 << 14) -> list[int]:
+    """An exact hash of each column of ``flat (rows, N)``: a wrapping integer sum of its values' bit patterns times
+    random odd integers, so equal columns (``-0.0`` counted as ``0.0``) always get equal hashes."""
+    bits = {8: torch.int64, 4: torch.int32, 2: torch.int16}[flat.element_size()]
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    coef = torch.randint(-(2**62), 2**62, (flat.shape[0], 1), generator=gen, dtype=torch.int64) * 2 + 1
+    coef = coef.to(flat.device)
+    total = torch.zeros(flat.shape[1], dtype=torch.int64, device=flat.device)
+    for start in range(0, flat.shape[0], chunk):
+        part = (flat[start : start + chunk] + 0.0).contiguous().view(bits).to(torch.int64)
+        total += (part * coef[start : start + chunk]).sum(0)
+    return total.tolist()
+
+
+def duplicate_neurons(y: Tensor, mask: Tensor | None = None, skip: Tensor | None = None) -> list[list[int]]:
+    """Groups (of two or more) of neurons with identical columns of ``y (B, T, N)``, over observed entries.
+
+    Two neurons are identical when they are observed at the same entries and hold the same values there.
+    Neurons flagged in ``skip (N,)`` (e.g. constant ones, reported apart) are left out. Candidates share an exact
+    hash of their column; they are then compared entry by entry.
+    """
+    N = y.shape[-1]
+    flat = _observed(y, mask).reshape(-1, N)
+    m = None if mask is None else mask.reshape(-1, N)
+    keys: list[object] = list(_column_hashes(flat))
+    if m is not None:
+        keys = list(zip(keys, _column_hashes(m.to(flat.dtype)), strict=True))
+    candidates: dict[object, list[int]] = {}
+    for n in range(N):
+        if skip is None or not bool(skip[n]):
+            candidates.setdefault(keys[n], []).append(n)
+    groups = []
+    for members in candidates.values():
+        while len(members) > 1:
+            first, rest = members[0], members[1:]
+            same = [
+                n
+                for n in rest
+                if torch.equal(flat[:, first], flat[:, n]) and (m is None or torch.equal(m[:, first], m[:, n]))
+            ]
+            if same:
+                groups.append([first, *same])
+            members = [n for n in rest if n not in same]
+    return sorted(groups)
+
+
+def _region_starts(y_dims: Sequence[int]) -> list[int]:
+    starts = [0]
+    for n in y_dims:
+        starts.append(starts[-1] + int(n))
+    return starts
+
+
+def check_fittable(y: Tensor, mask: Tensor | None, y_dims: Sequence[int], region_names: Sequence[str]) -> None:
+    """Refuse training data that leave nothing to fit, with a ``ValueError`` saying what to do: a neuron without any
+    observed entry (named by region and index: nothing would inform its loadings, offset and noise variance), or
+    data in which every neuron is constant (no variance for any latent to explain)."""
+    if mask is not None:
+        _check_every_neuron_observed(mask, y_dims, region_names)
+    if bool(constant_neurons(y, mask).all()):
+        raise ValueError(
+            "every neuron of the data is constant (each neuron's observed values are all equal): there is no "
+            "variance for the latents to explain. Check the data pipeline (units, the neurons selected)."
+        )
+
+
+def _check_every_neuron_observed(mask: Tensor, y_dims: Sequence[int], region_names: Sequence[str]) -> None:
+    seen = mask.reshape(-1, mask.shape[-1]).any(0).cpu()
+    if bool(seen.all()):
+        return
+    starts = _region_starts(y_dims)
+    missing = {
+        name: torch.nonzero(~seen[starts[r] : starts[r + 1]]).flatten().tolist() for r, name in enumerate(region_names)
+    }
+    listed = "; ".join(f"region {name!r}: neurons {idx}" for name, idx in missing.items() if idx)
+    raise ValueError(
+        f"some neurons are missing in every trial (masked, or NaN read as missing): {listed} (indices within the "
+        "region). A fit has nothing to learn their loadings from: drop them from the training data, or include "
+        "trials that observe them."
+    )
+
+
+def warn_ill_posed(
+    y: Tensor,
+    mask: Tensor | None,
+    y_dims: Sequence[int],
+    region_names: Sequence[str],
+    latents: Sequence[tuple[int, int]] | None,
+    *,
+    stacklevel: int = 2,
+) -> None:
+    """Issue a :class:`DataWarning` for each ill-posed property of the data (module docstring).
+
+    Parameters
+    ----------
+    y, mask : ``(B, T, N)`` data and its observed mask (None: all observed).
+    y_dims, region_names : neurons and name of each region.
+    latents : per region ``(n_across, n_within)`` latent counts, compared with its neuron count (None: not checked,
+        e.g. when the model prunes the latents a region cannot support).
+    stacklevel : as :func:`warnings.warn`, counted from the caller of this function.
+    """
+    level = stacklevel + 1
+    constant = constant_neurons(y, mask)
+    observed = _observed(y, mask)
+    starts = _region_starts(y_dims)
+    zero_regions = []
+    for r, name in enumerate(region_names):
+        sl = slice(starts[r], starts[r + 1])
+        if not bool((observed[..., sl] != 0).any()):
+            zero_regions.append(r)
+            warnings.warn(
+                f"region {name!r} is all zeros (every observed value is 0): it carries no signal and its loadings "
+                "stay near zero. Check the data pipeline, or leave the region out.",
+                DataWarning,
+                stacklevel=level,
+            )
+            continue
+        idx = torch.nonzero(constant[sl]).flatten().tolist()
+        if idx:
+            warnings.warn(
+                f"region {name!r}: neurons {idx} (indices within the region) are constant (every observed value "
+                "equal, e.g. silent): they carry no information; their noise variance is held at a small floor. "
+                "Drop them before fitting.",
+                DataWarning,
+                stacklevel=level,
+            )
+    skip = constant.clone()
+    for r in zero_regions:
+        skip[starts[r] : starts[r + 1]] = True
+    groups = duplicate_neurons(y, mask, skip=skip)
+    if groups:
+
+        def label(n: int) -> str:
+            r = max(i for i in range(len(y_dims)) if starts[i] <= n)
+            return f"{region_names[r]!r} neuron {n - starts[r]}"
+
+        pairs = "; ".join(" = ".join(label(n) for n in g) for g in groups)
+        warnings.warn(
+            f"identical neurons: {pairs}. A copy adds no information and makes the copies' noise variances collapse "
+            "to their floor (a latent explains them exactly); drop the copies before fitting.",
+            DataWarning,
+            stacklevel=level,
+        )
+    if latents is None:
+        return
+    for r, (name, (n_a, n_w)) in enumerate(zip(region_names, latents, strict=True)):
+        n_r = int(y_dims[r])
+        if n_a + n_w > n_r:
+            warnings.warn(
+                f"region {name!r} has {n_r} neuron{'s' if n_r != 1 else ''} but {n_a + n_w} latents ({n_a} across + "
+                f"{n_w} within): more latents than neurons cannot be told apart within the region, so some loadings "
+                f"are not identifiable. Use at most {n_r} latents there (fewer within latents for this region: "
+                "LatentSpec(n_across, n_within=[one count per region]), or fewer across latents).",
+                DataWarning,
+                stacklevel=level,
+            )
