@@ -85,23 +85,20 @@ def test_float32_follows_the_data_and_uses_its_own_tolerance():
     assert rel_err(post.mean.double(), ref.mean) < 1e-4
 
 
+def _partial_read_out(D: int, N: int, T: int, tv: bool, seed: int) -> LGSSM:
+    """A random model whose neurons read only the first 3 of its ``D`` state entries (``J`` of rank 3)."""
+    params = random_model(D, N, T, tv=tv, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    C = torch.randn(N, 3, generator=g, dtype=F64) @ torch.eye(3, D, dtype=F64)
+    return LGSSM(A=params.A, Q=params.Q, m0=params.m0, P0=params.P0, C=C, d=params.d, R=params.R)
+
+
 @pytest.mark.parametrize("tv", [False, True])
 def test_low_rank_read_out_matches_the_dense_posterior(tv):
     # A read-out of 3 of 8 state entries (as an AR lift reads only the current lag): J has rank 3, and the
     # covariance update runs on 3 × 3 matrices.
     T, D, N = 40, 8, 20
-    params = random_model(D, N, T, tv=tv, seed=31)
-    g = torch.Generator().manual_seed(31)
-    H = torch.eye(3, D, dtype=F64)
-    params = LGSSM(
-        A=params.A,
-        Q=params.Q,
-        m0=params.m0,
-        P0=params.P0,
-        C=torch.randn(N, 3, generator=g, dtype=F64) @ H,
-        d=params.d,
-        R=params.R,
-    )
+    params = _partial_read_out(D, N, T, tv, seed=31)
     y, _ = random_data(3, T, N, masked=False, seed=31)
     J, _, _ = project_observations(params.C, params.d, params.R, y, None)
     U = fused._low_rank_factor(J)
@@ -140,18 +137,7 @@ def test_a_failed_eigendecomposition_falls_back_to_the_full_update(monkeypatch):
     # LAPACK's float32 eigh returned NaN eigenvalues for a rank-15 60 × 60 DLAG-SSM read-out; the low-rank path
     # then kept no direction and the filter ignored every observation (its means diverged to NaN).
     T, D, N = 30, 8, 20
-    params = random_model(D, N, T, tv=False, seed=5)
-    g = torch.Generator().manual_seed(5)
-    H = torch.eye(3, D, dtype=F64)
-    params = LGSSM(
-        A=params.A,
-        Q=params.Q,
-        m0=params.m0,
-        P0=params.P0,
-        C=torch.randn(N, 3, generator=g, dtype=F64) @ H,
-        d=params.d,
-        R=params.R,
-    )
+    params = _partial_read_out(D, N, T, False, seed=5)
     y, _ = random_data(2, T, N, masked=False, seed=5)
     ref = kalman_smoother(params, y, method="sequential")
     real_eigh = torch.linalg.eigh

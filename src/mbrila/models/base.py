@@ -37,6 +37,7 @@ from mbrila.inference.loop_state import LoopState
 from mbrila.init.checks import check_fittable, warn_ill_posed
 from mbrila.init.counts import initialize_from_counts
 from mbrila.models.checkpoints import data_fingerprint, read_checkpoint, write_checkpoint
+from mbrila.models.serialization import spec_config, spec_from_config
 from mbrila.observations.linear import MultiRegionLinearObservation
 from mbrila.observations.poisson import PoissonObservation
 
@@ -120,6 +121,10 @@ class MultiRegionLatentModel(nn.Module):
     #: dense or state-space blocks, whichever its engine asks for); used to list the engines that would work.
     alternative_forms: ClassVar[frozenset[str]] = frozenset()
 
+    #: The constructor arguments other than the structure, kernels, engine, dtype and device, as plain data
+    #: (presets fill it; :meth:`config` and model files use it). None: the model cannot be saved.
+    settings: dict[str, Any] | None = None
+
     #: Whether ``fit`` warns about a region with more latents than neurons (off where the model prunes latents).
     warns_latents_over_neurons: ClassVar[bool] = True
 
@@ -159,6 +164,40 @@ class MultiRegionLatentModel(nn.Module):
         self.engine = engine
         self.region_names = None
         engine.check_model(self)
+
+    # ---------------------------------------------------------------- model files
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments as plain data: ``latent_spec``, ``y_dims``, ``T`` and :attr:`settings` (model
+        files store kernels, engine and tensors beside it)."""
+        if self.settings is None:
+            raise TypeError(
+                f"{type(self).__name__} cannot be saved: only presets record their constructor arguments "
+                "(a subclass sets self.settings and, if its constructor differs, _rebuild_arguments)."
+            )
+        return {**spec_config(self.latent_spec, self.y_dims, self.T), **self.settings}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: dict[str, Any],
+        *,
+        engine: Any,
+        across: Callable[[], Any],
+        within: Callable[[], Any],
+        dtype: torch.dtype,
+        device: torch.device | str | None,
+    ) -> MultiRegionLatentModel:
+        """The model :meth:`config` describes, with this engine and the kernels the factories hand out."""
+        spec, y_dims, T, kw = spec_from_config(config)
+        kw = cls._rebuild_arguments(kw, across, within)
+        return cls(spec, y_dims, T, engine=engine, dtype=dtype, device=device, **kw)  # type: ignore[call-arg]
+
+    @classmethod
+    def _rebuild_arguments(
+        cls, kw: dict[str, Any], across: Callable[[], Any], within: Callable[[], Any]
+    ) -> dict[str, Any]:
+        """Constructor keyword arguments from the saved :attr:`settings` (presets with kernels add the factories)."""
+        return kw
 
     # ---------------------------------------------------------------- capabilities
     @property

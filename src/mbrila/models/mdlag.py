@@ -37,8 +37,6 @@ from mbrila.models.presets import (
     default_max_delay,
     gp_blocks,
     resolve_engine,
-    spec_config,
-    spec_from_config,
 )
 from mbrila.observations.ard import ARDObservation
 
@@ -138,32 +136,15 @@ class MDLAG(MultiRegionLatentModel):
             "order": int(order),
             "eps": float(eps),
             "prior": dict(prior or {}),
-        }
-        self.to(dtype=dtype, device=device)
-
-    def config(self) -> dict[str, Any]:
-        """The constructor arguments as plain data (what a model file stores; kernels and engine are stored apart)."""
-        return {
-            **spec_config(self.latent_spec, self.y_dims, self.T),
-            **self.settings,
             "active_threshold": self.active_threshold,
             "snr_threshold": self.snr_threshold,
         }
+        self.to(dtype=dtype, device=device)
 
     @classmethod
-    def from_config(
-        cls,
-        config: dict[str, Any],
-        *,
-        engine: Any,
-        across: KernelFactory,
-        within: KernelFactory,
-        dtype: torch.dtype,
-        device: torch.device | str | None,
-    ) -> MDLAG:
-        """The model :meth:`config` describes, with this engine and the kernels ``across`` hands out."""
-        spec, y_dims, T, kw = spec_from_config(config)
-        return cls(spec, y_dims, T, engine=engine, kernel_factory=across, dtype=dtype, device=device, **kw)
+    def _rebuild_arguments(cls, kw: dict[str, Any], across: KernelFactory, within: KernelFactory) -> dict[str, Any]:
+        """Constructor arguments from the saved settings and the saved kernels (one factory for all latents)."""
+        return {**kw, "kernel_factory": across}
 
     def initialize(self, data: MultiRegionData) -> dict[str, float] | None:
         """The multi-region initialisation (CCA views, delays from cross-correlations, timescales, regression

@@ -56,29 +56,6 @@ DEFAULT_SMOOTHNESS = 1e3
 ADM_TOL = 1e-6
 
 
-def spec_config(spec: LatentSpec, y_dims: Sequence[int], T: int) -> dict[str, Any]:
-    """The structural constructor arguments every preset shares, as plain data."""
-    within = spec.n_within if isinstance(spec.n_within, tuple) else (spec.n_within,) * len(y_dims)
-    return {
-        "latent_spec": {"n_across": int(spec.n_across), "n_within": [int(w) for w in within]},
-        "y_dims": [int(n) for n in y_dims],
-        "T": int(T),
-    }
-
-
-def spec_from_config(config: dict[str, Any]) -> tuple[LatentSpec, tuple[int, ...], int, dict[str, Any]]:
-    """Inverse of :func:`spec_config`: ``(latent_spec, y_dims, T, the other arguments)``."""
-    kw = dict(config)
-    try:
-        spec = kw.pop("latent_spec")
-        spec = LatentSpec(int(spec["n_across"]), tuple(int(w) for w in spec["n_within"]))
-        y_dims = tuple(int(n) for n in kw.pop("y_dims"))
-        T = int(kw.pop("T"))
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"the config lacks or garbles latent_spec, y_dims or T ({err!r}).") from err
-    return spec, y_dims, T, kw
-
-
 def default_max_delay(T: int) -> float:
     """Bound on ``|δ|`` used when none is given: a quarter of the trial, at least one bin."""
     return max(1.0, T / 4)
@@ -216,36 +193,12 @@ class _GPPreset(MultiRegionLatentModel):
         }
         self.to(dtype=dtype, device=device)
 
-    def config(self) -> dict[str, Any]:
-        """The constructor arguments as plain data (what a model file stores; kernels and engine are stored apart)."""
-        return {**spec_config(self.latent_spec, self.y_dims, self.T), **self.settings}
-
     @classmethod
-    def from_config(
-        cls,
-        config: dict[str, Any],
-        *,
-        engine: Any,
-        across: KernelFactory,
-        within: KernelFactory,
-        dtype: torch.dtype,
-        device: torch.device | str | None,
-    ) -> MultiRegionLatentModel:
-        """The preset :meth:`config` describes, with this engine and these kernel factories."""
-        spec, y_dims, T, kw = spec_from_config(config)
-        if "deflation" in kw:
-            kw["deflation"] = None if kw["deflation"] is None else Deflation(**kw["deflation"])
-        return cls(
-            spec,
-            y_dims,
-            T,
-            engine=engine,
-            kernel_factory_across=across,
-            kernel_factory_within=within,
-            dtype=dtype,
-            device=device,
-            **kw,
-        )
+    def _rebuild_arguments(cls, kw: dict[str, Any], across: KernelFactory, within: KernelFactory) -> dict[str, Any]:
+        """Constructor arguments from the saved settings and the saved kernels."""
+        if kw.get("deflation") is not None:
+            kw["deflation"] = Deflation(**kw["deflation"])
+        return {**kw, "kernel_factory_across": across, "kernel_factory_within": within}
 
     def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
         """Multi-set CCA + AMUSE for the across latents, factor analysis for the within latents."""
@@ -460,25 +413,6 @@ class LDS(MultiRegionLatentModel):
         super().__init__(spec, y_dims, T, acr, wit, NoDelay(n_r, spec.n_across), eng, observation=factory)
         self.settings = {"observation": observation, "link": link}
         self.to(dtype=dtype, device=device)
-
-    def config(self) -> dict[str, Any]:
-        """The constructor arguments as plain data (the engine is stored apart)."""
-        return {**spec_config(self.latent_spec, self.y_dims, self.T), **self.settings}
-
-    @classmethod
-    def from_config(
-        cls,
-        config: dict[str, Any],
-        *,
-        engine: Any,
-        across: KernelFactory,
-        within: KernelFactory,
-        dtype: torch.dtype,
-        device: torch.device | str | None,
-    ) -> MultiRegionLatentModel:
-        """The LDS :meth:`config` describes (it has no kernels)."""
-        spec, y_dims, T, kw = spec_from_config(config)
-        return cls(spec, y_dims, T, engine=engine, dtype=dtype, device=device, **kw)
 
     def _initialize_gaussian(self, data: MultiRegionData) -> dict[str, float] | None:
         initialize_multi_region(self, data, set_delays=False, set_timescales=False)

@@ -22,12 +22,13 @@ import dataclasses
 import importlib
 import pickle
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
+from mbrila.core.latent_spec import LatentSpec
 from mbrila.kernels.base import BaseKernel
 
 FORMAT = "mbrila-model"
@@ -88,6 +89,29 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- parts
+def spec_config(spec: LatentSpec, y_dims: Sequence[int], T: int) -> dict[str, Any]:
+    """The structural constructor arguments every preset shares, as plain data."""
+    within = spec.n_within if isinstance(spec.n_within, tuple) else (spec.n_within,) * len(y_dims)
+    return {
+        "latent_spec": {"n_across": int(spec.n_across), "n_within": [int(w) for w in within]},
+        "y_dims": [int(n) for n in y_dims],
+        "T": int(T),
+    }
+
+
+def spec_from_config(config: dict[str, Any]) -> tuple[LatentSpec, tuple[int, ...], int, dict[str, Any]]:
+    """Inverse of :func:`spec_config`: ``(latent_spec, y_dims, T, the other arguments)``."""
+    kw = dict(config)
+    try:
+        spec = kw.pop("latent_spec")
+        spec = LatentSpec(int(spec["n_across"]), tuple(int(w) for w in spec["n_within"]))
+        y_dims = tuple(int(n) for n in kw.pop("y_dims"))
+        T = int(kw.pop("T"))
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"the config lacks or garbles latent_spec, y_dims or T ({err!r}).") from err
+    return spec, y_dims, T, kw
+
+
 def kernel_entry(kernel: BaseKernel) -> dict[str, Any]:
     return {"class": class_path(type(kernel)), "config": plain(kernel.get_config(), f"{type(kernel).__name__}.config")}
 
@@ -149,19 +173,13 @@ def envelope(model: Any) -> dict[str, Any]:
     """The plain-data envelope of ``model`` (see the module docstring)."""
     from mbrila import __version__
 
-    config_fn: Callable[[], dict[str, Any]] | None = getattr(model, "config", None)
-    if config_fn is None:
-        raise TypeError(
-            f"{type(model).__name__} cannot be saved: only presets (built by mbrila.build_model or a preset class) "
-            "know their constructor arguments; a subclass must implement config()."
-        )
     ref = model._reference()
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "mbrila_version": __version__,
         "preset": class_path(type(model)),
-        "config": plain(config_fn(), "config"),
+        "config": plain(model.config(), "config"),
         "engine": engine_entry(model.engine),
         "kernels": {
             "across": [kernel_entry(b.kernel) for b in model.across if hasattr(b, "kernel")],
@@ -177,10 +195,7 @@ def rebuild(env: dict[str, Any], source: str, device: torch.device | str | None 
     """The model an envelope describes, with its saved tensors (a ValueError naming ``source`` if it cannot)."""
     from mbrila.models.base import MultiRegionLatentModel
 
-    cls = import_class(env.get("preset"), MultiRegionLatentModel, "preset", source)
-    from_config = getattr(cls, "from_config", None)
-    if from_config is None:
-        raise ValueError(f"{source}: preset {env['preset']} has no from_config(); it cannot be rebuilt.")
+    cls = cast(type[MultiRegionLatentModel], import_class(env.get("preset"), MultiRegionLatentModel, "preset", source))
     config = _mapping(env.get("config"), "config", source)
     dtype = DTYPES.get(env.get("dtype"))  # type: ignore[arg-type]
     if dtype is None:
@@ -199,7 +214,7 @@ def rebuild(env: dict[str, Any], source: str, device: torch.device | str | None 
         device = next(iter(state.values())).device
     engine = build_engine(env.get("engine"), source)
     try:
-        model = from_config(
+        model = cls.from_config(
             config, engine=engine, across=KernelSupply(across), within=KernelSupply(within), dtype=dtype, device=device
         )
     except (TypeError, ValueError) as err:
