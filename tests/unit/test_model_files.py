@@ -239,16 +239,7 @@ def _stop_at(k):
     return callback
 
 
-RESUME_CASES = [
-    ("dlag_ssm", {}),
-    ("dlag", {}),
-    ("adm", {}),
-    ("lds", {}),
-    ("mdlag", {}),
-    ("mdlag_freq", {}),
-    ("mdlag_ssm", {}),
-    ("dlag_ssm", {"observation": "poisson"}),
-]
+RESUME_CASES = CASES[1:9]  # every engine once: exact, Kalman, ADM, LDS, the three ARD engines, Laplace
 
 
 @pytest.mark.parametrize(("name", "kw"), RESUME_CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(RESUME_CASES)])
