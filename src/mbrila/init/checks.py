@@ -42,50 +42,22 @@ def constant_neurons(y: Tensor, mask: Tensor | None = None) -> Tensor:
     return ((hi == lo) | ~m.any(0)).cpu()
 
 
-def _column_hashes(flat: Tensor, chunk: int = 1 << 14) -> list[int]:
-    """An exact hash of each column of ``flat (rows, N)``: a wrapping integer sum of its values' bit patterns times
-    random odd integers, so equal columns (``-0.0`` counted as ``0.0``) always get equal hashes."""
-    bits = {8: torch.int64, 4: torch.int32, 2: torch.int16}[flat.element_size()]
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    coef = torch.randint(-(2**62), 2**62, (flat.shape[0], 1), generator=gen, dtype=torch.int64) * 2 + 1
-    coef = coef.to(flat.device)
-    total = torch.zeros(flat.shape[1], dtype=torch.int64, device=flat.device)
-    for start in range(0, flat.shape[0], chunk):
-        part = (flat[start : start + chunk] + 0.0).contiguous().view(bits).to(torch.int64)
-        total += (part * coef[start : start + chunk]).sum(0)
-    return total.tolist()
-
-
 def duplicate_neurons(y: Tensor, mask: Tensor | None = None, skip: Tensor | None = None) -> list[list[int]]:
     """Groups (of two or more) of neurons with identical columns of ``y (B, T, N)``, over observed entries.
 
     Two neurons are identical when they are observed at the same entries and hold the same values there.
-    Neurons flagged in ``skip (N,)`` (e.g. constant ones, reported apart) are left out. Candidates share an exact
-    hash of their column; they are then compared entry by entry.
+    Neurons flagged in ``skip (N,)`` (e.g. constant ones, reported apart) are left out.
     """
     N = y.shape[-1]
-    flat = _observed(y, mask).reshape(-1, N)
-    m = None if mask is None else mask.reshape(-1, N)
-    keys: list[object] = list(_column_hashes(flat))
-    if m is not None:
-        keys = list(zip(keys, _column_hashes(m.to(flat.dtype)), strict=True))
-    candidates: dict[object, list[int]] = {}
-    for n in range(N):
+    columns = _observed(y, mask).reshape(-1, N)
+    if mask is not None:  # the same values at the same observed entries
+        columns = torch.cat([columns, mask.reshape(-1, N).to(columns.dtype)])
+    _, group_of = torch.unique(columns.mT, dim=0, return_inverse=True)
+    members: dict[int, list[int]] = {}
+    for n, g in enumerate(group_of.tolist()):
         if skip is None or not bool(skip[n]):
-            candidates.setdefault(keys[n], []).append(n)
-    groups = []
-    for members in candidates.values():
-        while len(members) > 1:
-            first, rest = members[0], members[1:]
-            same = [
-                n
-                for n in rest
-                if torch.equal(flat[:, first], flat[:, n]) and (m is None or torch.equal(m[:, first], m[:, n]))
-            ]
-            if same:
-                groups.append([first, *same])
-            members = [n for n in rest if n not in same]
-    return sorted(groups)
+            members.setdefault(g, []).append(n)
+    return sorted(g for g in members.values() if len(g) > 1)
 
 
 def _region_starts(y_dims: Sequence[int]) -> list[int]:

@@ -77,10 +77,11 @@ class BaseKernel(nn.Module):
         numbers); override it if your constructor takes ``*args`` or objects that are not plain data.
         """
         args, kwargs = getattr(self, "_init_args", ((), {}))
-        params = inspect.signature(type(self).__init__).parameters
+        signature = inspect.signature(type(self).__init__)
+        params = signature.parameters
         if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params.values()):
             raise TypeError(f"{type(self).__name__} takes *args: override get_config() to return its arguments.")
-        bound = inspect.signature(type(self).__init__).bind(self, *args, **kwargs).arguments
+        bound = signature.bind(self, *args, **kwargs).arguments
         out: dict[str, Any] = {}
         for name, value in bound.items():
             if name == "self":

@@ -411,11 +411,12 @@ class MultiRegionLatentModel(nn.Module):
                 "trials; shorter and ragged trials are fine."
             )
 
-    def _check_training_data(self, data: MultiRegionData) -> None:
-        """Before a fit: check ``data`` as :meth:`_data` does and refuse data with nothing to fit (a neuron never
-        observed, every neuron constant), remember its region names on the first fit, and warn (:class:`~mbrila.init.DataWarning`) about data that make the model
-        ill-posed (:mod:`mbrila.init.checks`)."""
-        y, mask = self._data(data)
+    def _check_training_data(self, data: MultiRegionData, y: Tensor, mask: Tensor | None) -> None:
+        """Before a fit on ``data`` (``y``, ``mask``: as :meth:`_data` returned them): check its region names again
+        (a resumed checkpoint may have set them), refuse data with nothing to fit (a neuron never observed, every
+        neuron constant), remember the region names on the first fit, and warn
+        (:class:`~mbrila.init.DataWarning`) about data that make the model ill-posed (:mod:`mbrila.init.checks`)."""
+        self._check_region_names(data)
         check_fittable(y, mask, self.y_dims, data.region_names)
         if self.region_names is None:
             self.region_names = tuple(data.region_names)
@@ -466,7 +467,7 @@ class MultiRegionLatentModel(nn.Module):
         if resume is not None:
             start = read_checkpoint(resume, self, fingerprint)  # loads the parameters it holds
             init = False
-        self._check_training_data(data)
+        self._check_training_data(data, y, mask)
         t0 = time.perf_counter()
         stages = None
         if init is True:

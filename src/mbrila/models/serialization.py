@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import pickle
 import re
 from collections.abc import Iterator, Sequence
@@ -235,8 +236,6 @@ def rebuild(env: dict[str, Any], source: str, device: torch.device | str | None 
 def write(payload: dict[str, Any], path: str | Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, flushed to disk, then renamed over it: a reader (or a job
     killed mid-write) sees the old file or the new one, never half of one."""
-    import os
-
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
