@@ -10,7 +10,10 @@ implement
 * ``spectral_density(ω) = ∫ k(τ) e^{−iωτ} dτ`` (ω in radians per bin, so ``k(τ) = (1/2π) ∫ S(ω) e^{iωτ} dω``),
   which the frequency-domain engine uses;
 * ``sde_form()``, an exact finite-dimensional SDE with ``k(τ) = H expm(F|τ|) P∞ Hᵀ``, which gives an exact
-  state-space latent without the AR(P) approximation.
+  state-space latent without the AR(P) approximation;
+* ``state_space_form()``, a finite SDE that approximates ``k`` to within ``state_space_error`` at every lag (the
+  RBF's, whose error does not depend on the timescale). It defaults to ``sde_form()`` (error 0). Undelayed
+  state-space latents use it instead of the AR(P) lift.
 
 Run :func:`mbrila.kernels.check_kernel` on your kernel to verify the contract.
 """
@@ -53,6 +56,23 @@ class BaseKernel(nn.Module):
         raise NotImplementedError(
             f"{type(self).__name__} has no sde_form(); implement it to get an exact state-space latent."
         )
+
+    def state_space_form(self) -> SDEForm:
+        """A finite SDE ``(F, H, P∞)`` with ``|H expm(F|τ|) P∞ Hᵀ − k(τ)| ≤ state_space_error`` (optional).
+
+        The default is the exact :meth:`sde_form`. Override it to give state-space latents a Markov form whose
+        fidelity you control; :func:`~mbrila.kernels.check_kernel` verifies the stated error.
+        """
+        return self.sde_form()
+
+    @property
+    def state_space_error(self) -> float:
+        """Largest ``|k_ss(τ) − k(τ)|`` of :meth:`state_space_form` over all lags (0 for an exact SDE)."""
+        return 0.0
+
+    @property
+    def has_state_space_form(self) -> bool:
+        return self.has_sde_form or type(self).state_space_form is not BaseKernel.state_space_form
 
     @property
     def has_spectral_density(self) -> bool:

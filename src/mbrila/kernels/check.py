@@ -5,7 +5,8 @@
 1. ``cov`` keeps the input's shape and is finite;
 2. it is even, ``k(τ) = k(−τ)``, and bounded, ``|k(τ)| ≤ k(0)``;
 3. Toeplitz Gram matrices ``[k(tᵢ − tⱼ)]`` on an integer grid and on a non-integer grid are PSD;
-4. if present, ``sde_form()`` reproduces ``cov``: ``H expm(Fτ) P∞ Hᵀ = k(τ)`` for ``τ ≥ 0``;
+4. if present, ``sde_form()`` reproduces ``cov``: ``H expm(Fτ) P∞ Hᵀ = k(τ)`` for ``τ ≥ 0``; an approximate
+   ``state_space_form()`` stays within its stated ``state_space_error``;
 5. if present, ``spectral_density`` integrates back to ``cov``: ``(1/2π) ∫ S(ω) cos(ωτ) dω = k(τ)``.
 """
 
@@ -81,13 +82,17 @@ def check_kernel(
                     f"the Gram matrix on a grid with spacing {step:.3g} is not PSD (min eigenvalue {eig:.3e})",
                 )
         taus = torch.linspace(0.0, lag, 41, dtype=torch.float64)
-        if k.has_sde_form:
-            sde = k.sde_form()
+        forms = [("sde_form", k.sde_form, sde_rtol)] if k.has_sde_form else []
+        if type(k).state_space_form is not BaseKernel.state_space_form:
+            stated = float(k.state_space_error)
+            forms.append(("state_space_form", k.state_space_form, max(sde_rtol, stated)))
+        for name, form, tol in forms:
+            sde = form()
             stack = torch.linalg.matrix_exp(sde.F[None] * taus[:, None, None])
             from_sde = (sde.H @ stack @ sde.Pinf @ sde.H.T)[:, 0, 0]
             err = float((from_sde - k.cov(taus)).abs().max())
-            if err > sde_rtol * c0:
-                _fail(k, f"sde_form disagrees with cov: max error {err:.3e}")
+            if err > tol * c0:
+                _fail(k, f"{name} disagrees with cov: max error {err:.3e} (allowed {tol:.3e})")
         if k.has_spectral_density:
 
             def density(w: float) -> float:

@@ -132,17 +132,19 @@ def gp_blocks(
     form: str,
     order: int,
     eps: float,
+    delayed: bool = True,
 ) -> tuple[list[nn.Module], list[list[nn.Module]]]:
     """GP latent blocks for every across latent (seen by all regions) and within latent, in ``form``.
 
-    ``form`` is ``"dense"`` (:class:`ExactGPLatent`) or ``"state_space"`` (:class:`MarkovianGPLatent`, AR(``order``)
-    lift or exact SDE); ``order`` is ignored for dense blocks.
+    ``form`` is ``"dense"`` (:class:`ExactGPLatent`) or ``"state_space"`` (:class:`MarkovianGPLatent`: the kernel's
+    SDE form for undelayed latents, else the AR(``order``) lift); ``order`` is ignored for dense blocks.
+    ``delayed``: whether the across latents have delays.
     """
 
     def block(kernel: BaseKernel, n_views: int) -> nn.Module:
         if form == "dense":
             return ExactGPLatent(kernel, n_views=n_views, eps=eps)
-        return MarkovianGPLatent(kernel, n_views=n_views, order=order, eps=eps)
+        return MarkovianGPLatent(kernel, n_views=n_views, order=order, eps=eps, delayed=delayed)
 
     acr = [block(across(), n_regions) for _ in range(spec.n_across)]
     wit = [[block(within(), 1) for _ in range(spec.n_within_for(r))] for r in range(n_regions)]
@@ -183,7 +185,9 @@ class _GPPreset(MultiRegionLatentModel):
             # Counts need the state-space engine (Laplace EM), whatever the preset's Gaussian default is.
             eng = resolve_engine(engine, POISSON_ENGINES, "kalman", **(engine_defaults or {}))
         form = getattr(eng, "latent_form", "state_space")
-        acr, wit = gp_blocks(spec, len(y_dims), kernel_factory_across, kernel_factory_within, form, order, eps)
+        acr, wit = gp_blocks(
+            spec, len(y_dims), kernel_factory_across, kernel_factory_within, form, order, eps, delay.learns_delays
+        )
         super().__init__(spec, y_dims, T, acr, wit, delay, eng, observation=factory)
         self.settings: dict[str, Any] = {
             "order": int(order),
@@ -224,8 +228,8 @@ class GPFA(_GPPreset):
         :class:`~mbrila.inference.ExactEMEngine`) or an engine instance.
     kernel_factory_across, kernel_factory_within : zero-argument callables returning a fresh kernel for each
         latent (default: RBF, 5-bin starting timescale, re-estimated by the initialisation).
-    order : AR order ``P`` of the state-space lift (ignored by the exact engine and by Matérn within latents,
-        which use their exact SDE).
+    order : AR order ``P`` of the state-space lift of delayed latents and of kernels without an SDE form (ignored
+        by the exact engine and by undelayed RBF and Matérn latents, which use the kernel's SDE form).
     eps : GP nugget ``ε`` (fixed).
     dtype, device : of the parameters (data are moved to them).
     engine_defaults : keyword arguments for the engine built from a name (e.g. ``{"tol": 1e-6}``).
