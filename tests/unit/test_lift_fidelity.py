@@ -108,8 +108,9 @@ def test_the_state_order_is_checked():
 
 def test_the_sde_fidelity_does_not_depend_on_the_timescale(sweep):
     sde = sweep["sde"]
-    # Stated tolerance: 1e-3 nats per observation at every timescale (measured 1.7e-4 – 3.2e-4).
-    assert max(sde) < 1e-3, sde
+    # Stated tolerance: 2e-4 nats per observation at every timescale (order 8: measured 1.8e-5 – 4.4e-5; AR(4):
+    # 1.7e-3, 1.1e-2, 2.4e-2, 1.8e-2 at 1, 3, 10, 30 bins).
+    assert max(sde) < 2e-4, sde
     assert max(sde) / min(sde) < 3.0, sde
 
 
@@ -125,11 +126,12 @@ def test_the_ar4_lift_loses_fidelity_at_long_timescales_where_the_sde_does_not(s
 def test_undelayed_latents_with_several_views_read_one_sde_state():
     kernel = RBFKernel(timescale=4.0).double()
     latent = MarkovianGPLatent(kernel, n_views=3, approximate_sde=True, delayed=False)
-    assert latent.uses_sde and latent.state_dim == 6
+    assert latent.uses_sde and latent.state_dim == kernel.state_order
     tr = latent.transition(torch.zeros(3, dtype=torch.float64))
     torch.testing.assert_close(tr.H, tr.H[:1].expand(3, -1))
     with pytest.raises(ValueError, match="no delays"):
         latent.transition(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
-    # A delayed latent keeps the AR(P) lift, and the RBF's approximation is opt-in.
+    # A delayed latent keeps the AR(P) lift, and the RBF's approximation can be turned off.
     assert not MarkovianGPLatent(kernel, n_views=3, approximate_sde=True).uses_sde
-    assert not MarkovianGPLatent(kernel, n_views=1).uses_sde
+    assert not MarkovianGPLatent(kernel, n_views=1, approximate_sde=False).uses_sde
+    assert MarkovianGPLatent(kernel, n_views=1).uses_sde

@@ -297,3 +297,49 @@ def test_noise_floor_neurons_names_the_neuron_a_latent_was_spent_on():
     clean = mbrila.DLAG(LatentSpec(2, 1), data.y_dims, data.T)
     clean.fit(data, max_iter=40, progress=False)
     assert clean.noise_floor_neurons() == [[], [], []]
+
+
+def test_parameter_relaxation_extrapolates_and_restores_the_plain_update_when_the_likelihood_falls():
+    from mbrila.inference.overrelax import ParameterRelaxation
+
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    relax = ParameterRelaxation([p], growth=2.0)
+    relax.begin()
+    with torch.no_grad():
+        p += 0.5  # the plain update
+    relax.step()  # ω = 1: it stands
+    torch.testing.assert_close(p.detach(), torch.tensor([1.5, 2.5]))
+    assert relax.omega == 2.0 and not relax.reject(score=-1.0, previous=0.0)
+    relax.begin()
+    with torch.no_grad():
+        p += 0.25
+    relax.step()  # 1.5 + 2 · 0.25
+    torch.testing.assert_close(p.detach(), torch.tensor([2.0, 3.0]))
+    assert relax.reject(score=float("nan"), previous=0.0)  # NaN counts as a fall: back to the plain update
+    torch.testing.assert_close(p.detach(), torch.tensor([1.75, 2.75]))
+    assert relax.omega == 1.0 and not relax.reject(score=-5.0, previous=0.0)  # nothing left to restore
+    with pytest.raises(ValueError, match="sde_overrelax"):
+        ParameterRelaxation([p], growth=0.5)
+
+
+def test_overrelaxed_sde_timescales_reach_the_truth_where_plain_em_crawls():
+    # An RBF latent's SDE state holds its derivatives, so plain EM moves its timescale in small steps; in the same
+    # number of iterations the over-relaxed update reaches the dense GP's maximum-likelihood timescales (the
+    # independent reference), and the likelihood never falls.
+    sc = MultiRegionScenario(
+        n_trials=30, T=80, y_dims=(30,), n_across=2, n_within=0, timescales_across=(2.0, 10.0),
+        delay_amplitude=(0.0, 0.0), snr=10.0, seed=4,
+    )  # fmt: skip
+    data, _ = sc.sample()
+    dense = mbrila.build_model("gpfa_exact", latent_spec=LatentSpec(2, 0), y_dims=data.y_dims, T=data.T)
+    dense.fit(data, progress=False)
+    ref = sorted(dense.timescales()["across"].tolist())  # 1.96 and 10.38 bins (truth 2 and 10)
+    found = {}
+    for relax in (None, 2.0):
+        model = mbrila.GPFA(LatentSpec(2, 0), data.y_dims, data.T, engine=KalmanEMEngine(sde_overrelax=relax))
+        assert all(blk.uses_sde for blk, _, _ in model.blocks())
+        trace = np.array(model.fit(data, max_iter=150, tol=0.0, progress=False).score_trace)
+        assert np.all(np.diff(trace) >= -1e-8 * np.abs(trace[:-1])), np.diff(trace).min()
+        found[relax] = sorted(model.timescales()["across"].tolist())
+    err = {k: max(abs(v[0] / ref[0] - 1), abs(v[1] / ref[1] - 1)) for k, v in found.items()}
+    assert err[2.0] < 0.05 and err[None] > 4 * err[2.0], (found, ref)

@@ -5,17 +5,16 @@ For an across latent observed in ``V`` regions with delays ``δ^v(t)``, the bloc
 forms:
 
 * **SDE** — latents without delays (within latents, GPFA's shared latents) whose kernel has an exact
-  ``sde_form()`` (the Matérn family), or, on request (``approximate_sde=True``), an approximate
-  ``state_space_form()`` (the RBF's, whose error does not depend on the timescale:
-  :mod:`mbrila.kernels.rbf_state_space`). The SDE is discretised exactly, ``A = expm(F)``, ``Q = P∞ − A P∞ Aᵀ``,
-  and every view reads the same state, ``x^v = H s``.
+  ``sde_form()`` (the Matérn family) or an approximate ``state_space_form()`` (the RBF's, whose error does not
+  depend on the timescale: :mod:`mbrila.kernels.rbf_state_space`). The SDE is discretised exactly,
+  ``A = expm(F)``, ``Q = P∞ − A P∞ Aᵀ``, and every view reads the same state, ``x^v = H s``.
 * **AR(P) lift** (:mod:`mbrila.dynamics.lift`) — delayed latents and the other kernels. Its fidelity falls as the
   timescale grows past ``P`` bins.
 
-The approximate RBF SDE is not the default: its state holds the process's derivatives, which the data barely
-determine, so EM's timescale update (a maximisation of the expected complete-data log prior) moves it very
-slowly — on a 3-latent GPFA fit a timescale initialised at 1 bin (truth 6) reached 1.02 after 25 iterations,
-against 4.3 with the AR(4) lift, whose state is the observed-like lagged values.
+An SDE state holds the process's derivatives, which the data barely determine, so EM's plain timescale update
+crawls (on a 3-latent GPFA fit a timescale initialised at 1 bin, truth 6, reached 1.02 after 25 iterations,
+against 4.3 with the AR(4) lift, whose state is lagged values); the EM engines over-relax it
+(:class:`~mbrila.inference.overrelax.ParameterRelaxation`).
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ class MarkovianGPLatent(nn.Module):
         The SDE path drops the white part (the observation noise absorbs it) and scales the SDE by ``1 − ε``.
     exact_sde : use the kernel's exact ``sde_form()`` when the latent is undelayed (default True).
     approximate_sde : use the kernel's approximate ``state_space_form()`` (e.g. the RBF's) when the latent is
-        undelayed (default False; see the module docstring for why).
+        undelayed and the kernel has no exact SDE (default True; False keeps the AR(P) lift).
     delayed : whether the views see the latent at delays of their own (True for DLAG's and ADM's across latents;
         False for GPFA's shared latents). A latent with one view is never delayed.
     """
@@ -57,7 +56,7 @@ class MarkovianGPLatent(nn.Module):
         order: int = 4,
         eps: float = 1e-3,
         exact_sde: bool = True,
-        approximate_sde: bool = False,
+        approximate_sde: bool = True,
         delayed: bool = True,
     ) -> None:
         super().__init__()

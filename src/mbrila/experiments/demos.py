@@ -75,6 +75,7 @@ class V1V2Demo:
 
 
 _GP_LIFT = "GP latents lifted to a state space (AR(4) lift; exact SDE for Matérn within latents), Kalman EM"
+_GPFA_SSM = "GP latents as state-space models (the RBF's order-8 SDE approximation), Kalman EM"
 _DENSE = "GP latents with their dense covariance, exact Gaussian conditioning"
 
 #: The synthetic demos, by the name of their script (``examples/synthetic/demo_<name>.py``) and notebook.
@@ -110,7 +111,7 @@ SYNTHETIC_DEMOS: dict[str, SyntheticDemo] = {
         latent_spec=LatentSpec(n_across=4),
     ),
     "gpfa_ssm": SyntheticDemo(
-        "gpfa", "GPFA-SSM: the same GP latents without delays (baseline)", _GP_LIFT, label="gpfa_ssm"
+        "gpfa", "GPFA-SSM: the same GP latents without delays (baseline)", _GPFA_SSM, label="gpfa_ssm"
     ),
     "lds": SyntheticDemo(
         "lds", "Free linear dynamical system (baseline)", "free LDS latents (learned A, Q), Kalman EM"

@@ -34,6 +34,7 @@ from mbrila.core.capabilities import check_pairing
 from mbrila.core.results import FitResult, Posterior
 from mbrila.inference.adam import Adam
 from mbrila.inference.loop_state import LoopState
+from mbrila.inference.overrelax import ParameterRelaxation
 
 if TYPE_CHECKING:
     from mbrila.core import MultiRegionData
@@ -119,6 +120,8 @@ class EMEngine:
     grad_steps : optimiser steps on kernel and delay parameters per iteration (0 disables them).
     lr : learning rate of the Adam optimiser for those steps.
     patience : see ``tol``.
+    sde_overrelax : growth factor of the adaptive over-relaxation of the kernels of SDE latents
+        (:class:`~mbrila.inference.overrelax.ParameterRelaxation`); None takes plain gradient M-steps.
     """
 
     max_iter: int = 300
@@ -126,6 +129,7 @@ class EMEngine:
     grad_steps: int = 10
     lr: float = 0.05
     patience: int = 3
+    sde_overrelax: float | None = 2.0
 
     #: Capabilities the model must provide (:mod:`mbrila.core.capabilities`).
     requires: ClassVar[frozenset[str]] = frozenset()
@@ -204,6 +208,10 @@ class EMEngine:
         state = self._begin(model, y, mask)
         params = model.dynamics_parameters()
         opt = Adam(params, lr=self.lr) if params and self.grad_steps > 0 else None
+        sde_params = model.sde_parameters() if hasattr(model, "sde_parameters") else []
+        relax = None
+        if opt is not None and sde_params and self.sde_overrelax is not None:
+            relax = ParameterRelaxation(sde_params, self.sde_overrelax)
         trace: list[float] = []
         timings = {"e_step": 0.0, "m_step": 0.0, "grad_steps": 0.0}
         converged, calm, first_it = False, 0, 0
@@ -212,6 +220,8 @@ class EMEngine:
             if opt is not None and start.optimizer is not None:
                 opt.load_state_dict(start.optimizer)
             self._restore(state, start.carry)
+            if relax is not None and "relax_sde" in start.carry:
+                relax.load_state_dict(start.carry["relax_sde"])
             if callback is not None and start.callback is not None and hasattr(callback, "load_state_dict"):
                 callback.load_state_dict(start.callback)
             if start.done:
@@ -225,7 +235,10 @@ class EMEngine:
         def loop_state(it: int, done: bool = False) -> LoopState:
             cb_state = callback.state_dict() if hasattr(callback, "state_dict") else None  # type: ignore[union-attr]
             opt_state = None if opt is None else opt.state_dict()
-            return LoopState(it, list(trace), calm, opt_state, self._carry(state), cb_state, done, converged)
+            carry = self._carry(state)
+            if relax is not None:
+                carry["relax_sde"] = relax.state_dict()
+            return LoopState(it, list(trace), calm, opt_state, carry, cb_state, done, converged)
 
         # A bar only on a terminal or in a notebook: redirected to a file, its carriage-return updates fill the log
         # with hundreds of lines and then erase themselves. tqdm.auto (a widget in notebooks) only when a bar is
@@ -241,6 +254,8 @@ class EMEngine:
             t0 = time.perf_counter()
             with torch.no_grad():
                 score, stats = self._e_step(model, state, it == 0, trace[-1] if trace else None)
+                if relax is not None and trace and relax.reject(score, trace[-1]):
+                    score, stats = self._e_step(model, state, False, None)
             trace.append(score)
             timings["e_step"] += time.perf_counter() - t0
             if show:
@@ -263,7 +278,11 @@ class EMEngine:
             timings["m_step"] += time.perf_counter() - t0
 
             t0 = time.perf_counter()
+            if relax is not None:
+                relax.begin()
             self._dynamics_step(model, state, stats, opt)
+            if relax is not None:
+                relax.step()
             timings["grad_steps"] += time.perf_counter() - t0
         bar.close()
         if checkpoint is not None:

@@ -122,7 +122,7 @@ class ExactEMEngine(EMEngine):
 
     Parameters
     ----------
-    max_iter, tol, grad_steps, lr, patience : see :class:`~mbrila.inference.em.EMEngine`.
+    max_iter, tol, grad_steps, lr, patience, sde_overrelax : see :class:`~mbrila.inference.em.EMEngine`.
     overrelax : growth factor of the adaptive over-relaxation of the ``C, d, R`` update; None runs plain EM.
     scoring_steps : guarded Fisher-scoring steps on timescales and constant delays per iteration
         (:mod:`mbrila.inference.fisher`); 0 uses ``grad_steps`` Adam steps instead (also used for blocks with

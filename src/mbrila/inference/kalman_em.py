@@ -46,7 +46,7 @@ class KalmanEMEngine(EMEngine):
 
     Parameters
     ----------
-    max_iter, tol, grad_steps, lr, patience : see :class:`~mbrila.inference.em.EMEngine`.
+    max_iter, tol, grad_steps, lr, patience, sde_overrelax : see :class:`~mbrila.inference.em.EMEngine`.
     method : Kalman method: ``"auto"`` (fused on CPU, parallel scan on GPU), ``"fused"``, ``"parallel"``, ``"sequential"``.
     overrelax : growth factor ``η`` of the adaptive over-relaxation of the observation update; None runs plain EM.
     """

@@ -118,7 +118,7 @@ class VEMARDEngine(_ARDEngine):
 
     Parameters
     ----------
-    max_iter, tol, grad_steps, lr, patience : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
+    max_iter, tol, grad_steps, lr, patience, sde_overrelax : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
         :data:`ARD_TOL`).
     scoring_steps : guarded Fisher-scoring steps on timescales and delays per iteration, as
         :class:`~mbrila.inference.ExactEMEngine` (0: ``grad_steps`` Adam steps).
@@ -151,7 +151,7 @@ class VEMKalmanARDEngine(_ARDEngine):
 
     Parameters
     ----------
-    max_iter, tol, grad_steps, lr, patience : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
+    max_iter, tol, grad_steps, lr, patience, sde_overrelax : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
         :data:`ARD_TOL`).
     method : Kalman method, ``"auto"``, ``"fused"``, ``"parallel"`` or ``"sequential"``.
     """

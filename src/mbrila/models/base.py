@@ -357,6 +357,14 @@ class MultiRegionLatentModel(nn.Module):
         params += [p for p in self.delay.parameters() if p.requires_grad]
         return params
 
+    def sde_parameters(self) -> list[nn.Parameter]:
+        """The learned kernel parameters of latents whose state is an SDE (EM over-relaxes their updates)."""
+        params: list[nn.Parameter] = []
+        for blk, _, _ in self.blocks():
+            if getattr(blk, "uses_sde", False):
+                params += [p for p in blk.kernel.parameters() if p.requires_grad]  # type: ignore[union-attr]
+        return params
+
     def _reference(self) -> Tensor:
         """A tensor with the model's dtype and device (the observation's first buffer)."""
         return next(iter(self.observation.buffers()))
