@@ -5,7 +5,7 @@ constant or time-varying inter-region delays (DLAG, mDLAG, ADM), fitted by EM wi
 or batched parallel-scan Kalman inference.
 """
 
-from mbrila import data, inference, kernels, metrics, selection, synthetic
+from mbrila import data, distributed, inference, kernels, metrics, selection, synthetic
 from mbrila.core import FitResult, LatentSpec, MultiRegionData, Posterior, holdout_neuron_mask, split_trials
 from mbrila.init.checks import DataWarning
 from mbrila.kernels import (
@@ -42,6 +42,7 @@ __all__ = [
     "build_model",
     "check_kernel",
     "data",
+    "distributed",
     "holdout_neuron_mask",
     "inference",
     "kernels",

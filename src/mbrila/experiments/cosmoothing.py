@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from mbrila.core import FitResult, MultiRegionData, holdout_neuron_mask, split_trials
+from mbrila.distributed import shard
 from mbrila.experiments.baselines import BASELINES
 from mbrila.inference.checkpoint import BestCheckpoint
 from mbrila.metrics import co_bps, cosmoothing
@@ -125,7 +126,9 @@ def run_cosmoothing(
         kwargs["callback"] = _chain(checkpoint, kwargs.get("callback"))
         if kwargs.get("max_iter") is None:
             kwargs["max_iter"] = VALIDATED_MAX_ITER
-    fit = model.fit(train, **kwargs)
+    # Under torchrun each process fits on its shard of the training trials (mbrila.distributed; the whole set in one
+    # process); every process then holds the same parameters and scores the same validation and test trials.
+    fit = model.fit(shard(train), **kwargs)
     selected = fit.n_iter if checkpoint is None else checkpoint.restore(fit.n_iter)
     per_seed, first_pred, first_held = [], None, None
     baseline_preds = {name: fn(observed_train, observed_test) for name, fn in BASELINES.items()}

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from mbrila.core import FitResult, LatentSpec, MultiRegionData, Posterior
+from mbrila.distributed import shard
 from mbrila.experiments.resources import PeakMemory
 from mbrila.metrics import (
     Matching,
@@ -132,7 +133,8 @@ def fit_and_score(
         **(model_kwargs or {}),
     )
     with PeakMemory(torch.device(device)) as mem:
-        fit = model.fit(data, max_iter=max_iter, tol=tol, progress=progress, **(fit_kwargs or {}))
+        # Under torchrun: this process's shard of the trials (mbrila.distributed); all of them in one process.
+        fit = model.fit(shard(data), max_iter=max_iter, tol=tol, progress=progress, **(fit_kwargs or {}))
         post = model.infer(data)
         pred = model.predict(data)
     n_a = scen.latent_spec.n_across

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from mbrila.core.capabilities import register_engine
 from mbrila.core.results import Posterior
+from mbrila.distributed import all_sum, global_count
 from mbrila.dynamics.exact_gp import dense_expected_log_prior
 from mbrila.inference.dense import DensePosterior, dense_layout, dense_posterior, observation_groups
 from mbrila.inference.em import EMEngine
@@ -102,9 +103,17 @@ def dense_dynamics_step(engine: Any, model: Any, state: Any, post: DensePosterio
     if opt is None:
         return
     if engine.scoring_steps > 0 and scoring_applicable(model):
-        fisher_scoring(model, post.block_second, state.y.shape[0], state.T, n_steps=engine.scoring_steps)
+        fisher_scoring(model, post.block_second, state.n_trials, state.T, n_steps=engine.scoring_steps)
     else:
         EMEngine._dynamics_step(engine, model, state, post, opt)
+
+
+def reduce_blocks(post: DensePosterior) -> DensePosterior:
+    """``post`` with its trial-summed block moments summed over every process of a data-parallel fit
+    (:mod:`mbrila.distributed`; the per-trial means and covariances stay this shard's)."""
+    if not post.block_second:
+        return post
+    return replace(post, block_second=list(all_sum(*post.block_second)))
 
 
 def second_moments(post: DensePosterior, mask: Tensor | None) -> Tensor:
@@ -138,13 +147,13 @@ class ExactEMEngine(EMEngine):
     def _begin(self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None) -> Any:
         model.observation.set_floor(y, mask)
         relax = OverRelaxation(self.overrelax) if self.overrelax is not None else None
-        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], relax=relax)
+        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], relax=relax, n_trials=global_count(y.shape[0]))
 
     def _condition(self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None) -> tuple[float, Any]:
         obs = model.observation
         J, h, c = project_observations(obs.C, obs.d, obs.R, y, mask)
-        post = dense_e_step(model, y, mask, J, h)
-        return float((c + post.log_z).sum()), post
+        post = reduce_blocks(dense_e_step(model, y, mask, J, h))
+        return float(all_sum((c + post.log_z).sum())[0]), post
 
     def _e_step(self, model: MultiRegionLatentModel, state: Any, first: bool, previous: float | None) -> Any:
         score, post = self._condition(model, state.y, state.mask)
@@ -157,7 +166,7 @@ class ExactEMEngine(EMEngine):
         observation_update(model.observation, state.relax, state.y, state.mask, stats.mean, Exx)
 
     def _prior_objective(self, model: MultiRegionLatentModel, state: Any, stats: DensePosterior) -> Any:
-        B = state.y.shape[0]
+        B = state.n_trials
         return dense_prior_objective(model, stats, B, state.T), (B, state.T)
 
     def _dynamics_step(self, model: Any, state: Any, stats: DensePosterior, opt: Any) -> None:

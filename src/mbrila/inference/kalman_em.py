@@ -25,6 +25,7 @@ from torch import Tensor
 
 from mbrila.core.capabilities import register_engine
 from mbrila.core.results import Posterior
+from mbrila.distributed import all_sum
 from mbrila.dynamics import FreeLDSLatent
 from mbrila.inference.em import EMEngine
 from mbrila.inference.kalman import kalman_smoother, resolve_method
@@ -74,18 +75,20 @@ class KalmanEMEngine(EMEngine):
         prior = model.prior(T)
         # The data's sums, kept from _begin, spare every E-step a pass over the squared data.
         post = kalman_smoother(model.lgssm(T, prior), y, mask, method=state.method, validate=first, sums=state.sums)
-        score = float(post.log_likelihood.sum())
+        score = float(all_sum(post.log_likelihood.sum())[0])
         if state.relax is not None and previous is not None and state.relax.reject(model.observation, score, previous):
             post = kalman_smoother(model.lgssm(T, prior), y, mask, method=state.method, validate=False, sums=state.sums)
-            score = float(post.log_likelihood.sum())
-        return score, (prior, post, StateMoments.from_posterior(post))
+            score = float(all_sum(post.log_likelihood.sum())[0])
+        local = StateMoments.from_posterior(post)
+        # The read-out's update sums this shard's trials itself (with the data); the dynamics read all trials'.
+        return score, (prior, post, local, local.reduce(time_invariant=model.delay.constant))
 
     def _m_step(self, model: MultiRegionLatentModel, state: Any, stats: Any) -> None:
-        prior, post, moments = stats
+        prior, post, local, moments = stats
         H = prior.H
         Ex = post.mean @ H.mT
         if state.mask is None:
-            Exx = H @ moments.second @ H.mT  # (T, K, K), summed over trials
+            Exx = H @ local.second @ H.mT  # (T, K, K), summed over this shard's trials
         else:
             Exx = H @ (post.cov + post.mean.unsqueeze(-1) * post.mean.unsqueeze(-2)) @ H.mT
         observation_update(model.observation, state.relax, state.y, state.mask, Ex, Exx)
@@ -93,7 +96,7 @@ class KalmanEMEngine(EMEngine):
             blk.m_step(moments.block(prior.slices[i], sum_over_time=True))
 
     def _prior_objective(self, model: MultiRegionLatentModel, state: Any, stats: Any) -> Any:
-        prior, _, moments = stats
+        prior, _, _, moments = stats
         return model.expected_log_prior_fn(moments, prior.slices, state.T), (moments.n_trials, state.T)
 
     def posterior(

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from mbrila.core.capabilities import register_engine
 from mbrila.core.results import Posterior
+from mbrila.distributed import active
 from mbrila.dynamics import FreeLDSLatent
 from mbrila.inference.em import EMEngine
 from mbrila.inference.kalman_em import KalmanEMEngine
@@ -71,6 +72,12 @@ class LaplaceEMEngine(EMEngine):
 
     def _begin(self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None) -> Any:
         check_counts(y, mask, "data.y")
+        if active():
+            raise ValueError(
+                "LaplaceEMEngine (count observations) does not fit in data parallel yet: its Newton iterations stop "
+                "on per-process criteria. Fit counts in one process (or fit square-root counts with the Gaussian "
+                "read-out across processes)."
+            )
         return SimpleNamespace(
             y=y,
             mask=mask,
@@ -98,10 +105,11 @@ class LaplaceEMEngine(EMEngine):
             tol=self.newton_tol,
         )
         state.mode = post.mean
-        return float(post.log_likelihood.sum()), (prior, post, StateMoments.from_posterior(post))
+        moments = StateMoments.from_posterior(post)
+        return float(post.log_likelihood.sum()), (prior, post, moments, moments)
 
     def _m_step(self, model: MultiRegionLatentModel, state: Any, stats: Any) -> None:
-        prior, post, moments = stats
+        prior, post, _, moments = stats
         H = prior.H
         model.observation.m_step(state.y, state.mask, post.mean @ H.mT, region_covariances(post.cov, H))
         for i, blk in state.lds_blocks:

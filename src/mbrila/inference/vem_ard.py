@@ -20,7 +20,7 @@ Every step raises the ELBO, so the trace never falls (tested).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -29,8 +29,15 @@ from torch import Tensor
 
 from mbrila.core.capabilities import register_engine
 from mbrila.core.results import Posterior
+from mbrila.distributed import all_sum, global_count
 from mbrila.inference.em import EMEngine
-from mbrila.inference.exact_em import dense_dynamics_step, dense_e_step, dense_prior_objective, second_moments
+from mbrila.inference.exact_em import (
+    dense_dynamics_step,
+    dense_e_step,
+    dense_prior_objective,
+    reduce_blocks,
+    second_moments,
+)
 from mbrila.inference.kalman import LGSSM, kalman_smoother, resolve_method
 from mbrila.inference.kalman.api import Method
 from mbrila.inference.moments import StateMoments
@@ -78,7 +85,8 @@ class _ARDEngine(EMEngine):
     def _begin(self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None) -> Any:
         obs = model.observation
         obs.set_floor(y, mask)
-        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], stats=obs.data_statistics(y, mask))
+        n_trials = global_count(y.shape[0])
+        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], stats=obs.data_statistics(y, mask), n_trials=n_trials)
 
     def _condition(
         self,
@@ -94,7 +102,11 @@ class _ARDEngine(EMEngine):
 
     def _e_step(self, model: MultiRegionLatentModel, state: Any, first: bool, previous: float | None) -> Any:
         q, c = self._condition(model, state.y, state.mask, stats=state.stats)
-        return float((c + q.log_z).sum() + model.observation.prior_terms()), q
+        return float(all_sum((c + q.log_z).sum())[0] + model.observation.prior_terms()), self._reduce(q, model)
+
+    def _reduce(self, q: LatentPosterior, model: Any) -> LatentPosterior:
+        """``q`` with what the gradient steps read summed over every process of a data-parallel fit."""
+        return q
 
     def _m_step(self, model: MultiRegionLatentModel, state: Any, stats: LatentPosterior) -> None:
         obs = model.observation
@@ -133,8 +145,11 @@ class VEMARDEngine(_ARDEngine):
         post = dense_e_step(model, y, mask, J, h)
         return LatentPosterior(post.mean, second_moments(post, mask), post.trial_cov(), post.log_z, post)
 
+    def _reduce(self, q: LatentPosterior, model: Any) -> LatentPosterior:
+        return replace(q, extra=reduce_blocks(q.extra))
+
     def _prior_objective(self, model: MultiRegionLatentModel, state: Any, stats: LatentPosterior) -> Any:
-        B = state.y.shape[0]
+        B = state.n_trials
         return dense_prior_objective(model, stats.extra, B, state.T), (B, state.T)
 
     def _dynamics_step(self, model: Any, state: Any, stats: LatentPosterior, opt: Any) -> None:
@@ -175,6 +190,10 @@ class VEMKalmanARDEngine(_ARDEngine):
             cov = cov + _prior_marginals(model, skip, T, cov)
         second = H @ moments.second @ H.mT if mask is None else cov + mean.unsqueeze(-1) * mean.unsqueeze(-2)
         return LatentPosterior(mean, second, cov, post.log_likelihood, (prior, moments, skip))
+
+    def _reduce(self, q: LatentPosterior, model: Any) -> LatentPosterior:
+        prior, moments, skip = q.extra
+        return replace(q, extra=(prior, moments.reduce(time_invariant=model.delay.constant), skip))
 
     def _prior_objective(self, model: MultiRegionLatentModel, state: Any, stats: LatentPosterior) -> Any:
         prior, moments, skip = stats.extra

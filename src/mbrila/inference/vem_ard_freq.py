@@ -23,7 +23,7 @@ Trials of different lengths are grouped by length; missing entries inside a tria
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from mbrila.core.capabilities import register_engine
+from mbrila.distributed import active, all_min, all_sum, global_count
 from mbrila.frequency import (
     angular_frequencies,
     delay_phases,
@@ -79,6 +80,7 @@ class _Group:
     """The frequency-domain statistics of one group of equal-length trials that the gradient steps read."""
 
     n: int
+    length: int  # the trials' length (the group's frequencies also cover the gap)
     omega: Tensor  # (L,)
     W: Tensor  # (K_on, L, R, R) complex: Σ_trials E[x_kω x_kωᴴ] per latent in ``latents``
     latents: list[int]  # the latents conditioned (those not pruned)
@@ -231,7 +233,7 @@ class VEMARDFreqEngine(_ARDEngine):
                 t_obs = torch.arange(T, device=h.device)
                 Y = (aT[(t_obs[:, None] - gap_t[None, :]) % L] @ M).permute(0, 2, 1, 3).reshape(T, RK, G * r)
                 cov_t = cov_t + Y @ Cinv @ Y.mT
-        group = _Group(n, omega, W, list(latents))
+        group = _Group(n, T, omega, W, list(latents))
         return SimpleNamespace(mean=mean[:, :T], second=second, cov_t=cov_t, log_z=log_z, group=group)
 
     def _condition(
@@ -303,15 +305,45 @@ class VEMARDFreqEngine(_ARDEngine):
     # ------------------------------------------------------------------ engine hooks
     def _begin(self, model: Any, y: Tensor, mask: Tensor | None) -> Any:
         lengths = trial_lengths(mask, y.shape[0], y.shape[1], y.device)  # refuse unsupported masks before fitting
-        if bool((lengths == y.shape[1]).all()):
+        complete = all_min(torch.tensor([float(bool((lengths == y.shape[1]).all()))], dtype=y.dtype, device=y.device))
+        if bool(complete[0] > 0):  # every process's trials (a data-parallel fit takes one path on every process)
             mask = None  # every trial complete (lengths given but no padding): the complete-data statistics apply
         obs = model.observation
         obs.set_floor(y, mask)
         # The gap is chosen from the initialised model and then fixed (so every iteration's ELBO is that of one
         # model, and so are the posteriors the fitted model gives later).
+        # The lengths of every process's trials in a data-parallel fit (mbrila.distributed): each needs its group.
+        (per_length,) = all_sum(torch.bincount(lengths, minlength=y.shape[1] + 1).to(y.dtype))
+        all_lengths = [int(L) for L in torch.nonzero(per_length).flatten().tolist()]
         self.fitted_gaps.clear()
-        self.fitted_gaps.update({int(L): self.default_gap(model, int(L)) for L in torch.unique(lengths).tolist()})
-        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], stats=obs.data_statistics(y, mask))
+        self.fitted_gaps.update({L: self.default_gap(model, L) for L in all_lengths})
+        stats = obs.data_statistics(y, mask)
+        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], stats=stats, n_trials=global_count(y.shape[0]))
+
+    def _reduce(self, q: LatentPosterior, model: Any) -> LatentPosterior:
+        """Each length group's statistics summed over every process of a data-parallel fit; a process without
+        trials of some length contributes a zero group."""
+        if not active():
+            return q
+        groups: list[_Group] = q.extra
+        by_length = {g.length: g for g in groups}
+        latents = groups[0].latents
+        ref = groups[0].W
+        full = []
+        for L in sorted(self.fitted_gaps):
+            g = by_length.get(L)
+            if g is None:
+                n_freq = L + self.fitted_gaps[L]
+                omega = angular_frequencies(n_freq, ref.real.dtype, ref.device)
+                g = _Group(0, L, omega, ref.new_zeros(len(latents), n_freq, *ref.shape[-2:]), latents)
+            full.append(g)
+        sums = all_sum(*[torch.view_as_real(g.W) for g in full], ref.real.new_tensor([float(g.n) for g in full]))
+        counts = sums[-1]
+        reduced = [
+            _Group(round(float(counts[i])), g.length, g.omega, torch.view_as_complex(sums[i].contiguous()), g.latents)
+            for i, g in enumerate(full)
+        ]
+        return replace(q, extra=reduced)
 
     def _carry(self, state: Any) -> dict[str, Any]:
         return {"gaps": dict(self.fitted_gaps)}  # chosen from the initialised model, not the resumed one
@@ -336,4 +368,4 @@ class VEMARDFreqEngine(_ARDEngine):
                 total = total + expected_log_density(a, q, eps, g.W[keep], g.n)
             return total
 
-        return objective, (state.y.shape[0], state.T)
+        return objective, (state.n_trials, state.T)

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from mbrila.distributed import all_max, all_min, all_sum, gather_labels
+
 
 class DataWarning(UserWarning):
     """The data make the model ill-posed (constant or identical neurons, an all-zero region, more latents than
@@ -33,13 +35,14 @@ def _observed(y: Tensor, mask: Tensor | None) -> Tensor:
 def constant_neurons(y: Tensor, mask: Tensor | None = None) -> Tensor:
     """Bool ``(N,)``: neurons whose observed entries are all equal (or that have none), from ``y (B, T, N)``."""
     flat = y.reshape(-1, y.shape[-1])
+    # Extremes over every process's trials in a data-parallel fit (mbrila.distributed).
     if mask is None:
-        return (flat.amax(0) == flat.amin(0)).cpu()
+        return (all_max(flat.amax(0)) == all_min(flat.amin(0))).cpu()
     m = mask.reshape(-1, y.shape[-1])
     inf = torch.full((), float("inf"), dtype=y.dtype, device=y.device)
-    hi = torch.where(m, flat, -inf).amax(0)
-    lo = torch.where(m, flat, inf).amin(0)
-    return ((hi == lo) | ~m.any(0)).cpu()
+    hi = all_max(torch.where(m, flat, -inf).amax(0))
+    lo = all_min(torch.where(m, flat, inf).amin(0))
+    return ((hi == lo) | (hi == -inf)).cpu()
 
 
 def duplicate_neurons(y: Tensor, mask: Tensor | None = None, skip: Tensor | None = None) -> list[list[int]]:
@@ -53,6 +56,8 @@ def duplicate_neurons(y: Tensor, mask: Tensor | None = None, skip: Tensor | None
     if mask is not None:  # the same values at the same observed entries
         columns = torch.cat([columns, mask.reshape(-1, N).to(columns.dtype)])
     _, group_of = torch.unique(columns.mT, dim=0, return_inverse=True)
+    # In a data-parallel fit two neurons are identical when they are so in every process's trials.
+    _, group_of = torch.unique(gather_labels(group_of).mT, dim=0, return_inverse=True)
     members: dict[int, list[int]] = {}
     for n, g in enumerate(group_of.tolist()):
         if skip is None or not bool(skip[n]):
@@ -81,7 +86,8 @@ def check_fittable(y: Tensor, mask: Tensor | None, y_dims: Sequence[int], region
 
 
 def _check_every_neuron_observed(mask: Tensor, y_dims: Sequence[int], region_names: Sequence[str]) -> None:
-    seen = mask.reshape(-1, mask.shape[-1]).any(0).cpu()
+    (seen_count,) = all_sum(mask.reshape(-1, mask.shape[-1]).sum(0).to(torch.float64))
+    seen = (seen_count > 0).cpu()
     if bool(seen.all()):
         return
     starts = _region_starts(y_dims)
@@ -122,7 +128,7 @@ def warn_ill_posed(
     zero_regions = []
     for r, name in enumerate(region_names):
         sl = slice(starts[r], starts[r + 1])
-        if not bool((observed[..., sl] != 0).any()):
+        if not bool(all_max((observed[..., sl] != 0).any().to(y.dtype).reshape(1))[0] > 0):
             zero_regions.append(r)
             warnings.warn(
                 f"region {name!r} is all zeros (every observed value is 0): it carries no signal and its loadings "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mbrila.distributed import all_sum, dmean, global_count
 from mbrila.observations.linear import floored_variance
 
 
@@ -44,9 +45,10 @@ def factor_analysis(
     C ``(N, k)``, d ``(N,)``, R ``(N,)``.
     """
     n, N = Y.shape
-    d = Y.mean(0)
+    # Sums over the trials of every process in a data-parallel fit (mbrila.distributed); the EM below reads only S.
+    d = dmean(Y, 0)
     Yc = Y - d
-    S = Yc.mT @ Yc / n
+    S = all_sum(Yc.mT @ Yc)[0] / global_count(n)
     var = floored_variance(S.diagonal(), reference_var)
     floor = min_var_frac * var
     if k == 0:

@@ -10,6 +10,10 @@
 4. Factor analysis of each region's residual gives the within loadings and the noise variances.
 
 Latent estimates are scaled to unit variance, which matches the unit-variance GP prior (the scale anchor).
+
+Every statistic of the data here (means, covariances, lagged products, regressions) is a sum over trials: in a
+data-parallel fit (:mod:`mbrila.distributed`) it is summed over every process's trials, so each process starts
+from the same estimate as one process holding all the trials would.
 """
 
 from __future__ import annotations
@@ -19,22 +23,26 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mbrila.distributed import all_sum, dmean, dsum, global_count
 from mbrila.init.factor_analysis import factor_analysis
+from mbrila.observations.linear import observed_variance
 
 
-def _whiten(Y: Tensor, q: int) -> Tensor:
-    """PCA to ``q`` components, each scaled to unit variance: ``(n, n_r) → (n, q)``.
+def _whiten(Y: Tensor, q: int) -> tuple[Tensor, Tensor]:
+    """PCA to ``q`` components, each scaled to unit variance: ``(n, n_r) → (n, q)``, and the ``(n_r, q)`` map from
+    the centred data to them.
 
     Components with (numerically) no variance — below ``eps ·`` the largest, e.g. from a constant neuron or an
     all-zero region — are set to zero rather than blown up to unit variance.
     """
-    Yc = Y - Y.mean(0)
-    cov = Yc.mT @ Yc / Y.shape[0]
+    Yc = Y - dmean(Y, 0)
+    cov = all_sum(Yc.mT @ Yc)[0] / global_count(Y.shape[0])
     evals, evecs = torch.linalg.eigh(cov)
     evals, evecs = evals.flip(0)[:q], evecs.flip(1)[:, :q]
     tiny = torch.finfo(Y.dtype).eps * evals[:1].clamp_min(torch.finfo(Y.dtype).tiny)
     scale = torch.where(evals > tiny, evals.clamp_min(torch.finfo(Y.dtype).tiny).rsqrt(), torch.zeros_like(evals))
-    return Yc @ evecs * scale
+    E = evecs * scale
+    return Yc @ E, E
 
 
 def shared_views(y: Tensor, y_dims: tuple[int, ...], n_across: int, q: int | None = None) -> Tensor:
@@ -49,14 +57,16 @@ def shared_views(y: Tensor, y_dims: tuple[int, ...], n_across: int, q: int | Non
     """
     B, T, N = y.shape
     Y = y.reshape(B * T, N)
-    Z, splits, o = [], [], 0
+    Z, maps, splits, o = [], [], [], 0
     for n in y_dims:
         qr = min(n, q if q is not None else max(4, 3 * n_across))
-        Z.append(_whiten(Y[:, o : o + n], qr))
+        Zr, Er = _whiten(Y[:, o : o + n], qr)
+        Z.append(Zr)
+        maps.append(Er)
         splits.append(qr)
         o += n
     Zc = torch.cat(Z, -1)
-    _evals, evecs = torch.linalg.eigh(Zc.mT @ Zc / Zc.shape[0])
+    _evals, evecs = torch.linalg.eigh(all_sum(Zc.mT @ Zc)[0] / global_count(Zc.shape[0]))
     U = evecs.flip(1)[:, :n_across]
     if U.shape[1] < n_across:  # fewer directions than latents (one small region): the others start at zero
         U = torch.cat([U, U.new_zeros(U.shape[0], n_across - U.shape[1])], 1)
@@ -64,16 +74,25 @@ def shared_views(y: Tensor, y_dims: tuple[int, ...], n_across: int, q: int | Non
     views = views.reshape(len(y_dims), B, T, n_across)
     # AMUSE: rotate to diagonalise the symmetrised lag-1 autocovariance of the pooled view.
     pooled = views.mean(0)
-    pooled = pooled - pooled.mean((0, 1))
-    c0 = torch.einsum("bti,btj->ij", pooled, pooled) / (B * T)
+    pooled = pooled - dmean(pooled, (0, 1))
+    n_all = global_count(B)
+    c0 = all_sum(torch.einsum("bti,btj->ij", pooled, pooled))[0] / (n_all * T)
     w_evals, w_evecs = torch.linalg.eigh(c0)
     W = w_evecs / w_evals.clamp_min(torch.finfo(y.dtype).eps).sqrt()
     white = pooled @ W
-    c1 = torch.einsum("bti,btj->ij", white[:, 1:], white[:, :-1]) / (B * (T - 1))
+    c1 = all_sum(torch.einsum("bti,btj->ij", white[:, 1:], white[:, :-1]))[0] / (n_all * (T - 1))
     _, rot = torch.linalg.eigh(0.5 * (c1 + c1.mT))
-    views = views @ (W @ rot.flip(1))  # slowest latent first
-    views = views - views.mean((1, 2), keepdim=True)
-    return views / views.std(dim=(1, 2), keepdim=True).clamp_min(torch.finfo(y.dtype).eps)
+    M = W @ rot.flip(1)  # slowest latent first
+    # A latent's sign is arbitrary, and eigh's signs can flip under a perturbation of the data at round-off level
+    # (sums taken in another order, e.g. over shards). Fix it: the largest entry of each latent's map from the
+    # centred data (every region's neurons stacked) is positive.
+    P = torch.cat([Er @ Ur for Er, Ur in zip(maps, U.split(splits, 0), strict=True)]) @ M  # (N, K)
+    M = M * torch.sign(P.gather(0, P.abs().argmax(0, keepdim=True))).where(P.abs().amax(0, keepdim=True) > 0, 1.0)
+    views = views @ M
+    views = views - dmean(views, (1, 2)).unsqueeze(1).unsqueeze(1)
+    # The sample standard deviation (ddof 1) over all trials and time steps.
+    sd = (dsum(views**2, (1, 2)) / (n_all * T - 1)).sqrt().unsqueeze(1).unsqueeze(1)
+    return views / sd.clamp_min(torch.finfo(y.dtype).eps)
 
 
 def peak_lag(a: Tensor, b: Tensor, max_lag: int) -> Tensor:
@@ -87,10 +106,11 @@ def peak_lag(a: Tensor, b: Tensor, max_lag: int) -> Tensor:
     cc = []
     for s in lags:  # a few lags; each is a vectorised product over trials and time
         if s >= 0:
-            cc.append((a[:, s:] * b[:, : T - s]).mean((0, 1)))
+            cc.append((a[:, s:] * b[:, : T - s]).sum((0, 1)))
         else:
-            cc.append((a[:, : T + s] * b[:, -s:]).mean((0, 1)))
-    c = torch.stack(cc)  # (L, K)
+            cc.append((a[:, : T + s] * b[:, -s:]).sum((0, 1)))
+    counts = torch.tensor([T - abs(s) for s in lags], dtype=a.dtype, device=a.device)
+    c = all_sum(torch.stack(cc))[0] / (global_count(a.shape[0]) * counts[:, None])  # (L, K): means over all trials
     i = c.argmax(0)
     lag = i.to(a.dtype) - max_lag
     inner = (i > 0) & (i < len(c) - 1)
@@ -108,8 +128,7 @@ def rbf_timescale(x: Tensor, T_max: float) -> Tensor:
     For ``k(τ) = exp(−τ²/2ℓ²)`` plus white noise, ``ρ(1)/ρ(2) = exp(3/(2ℓ²))`` regardless of the noise level.
     """
     x = x.reshape(-1, *x.shape[-2:])
-    r1 = (x[:, 1:] * x[:, :-1]).mean((0, 1))
-    r2 = (x[:, 2:] * x[:, :-2]).mean((0, 1))
+    r1, r2 = dmean(x[:, 1:] * x[:, :-1], (0, 1)), dmean(x[:, 2:] * x[:, :-2], (0, 1))
     ratio = (r1 / r2.clamp_min(1e-6)).clamp_min(1.0 + 1e-6)
     ell = torch.sqrt(1.5 / torch.log(ratio))
     return ell.nan_to_num(nan=T_max).clamp(1.0, T_max)
@@ -120,15 +139,15 @@ def impute(y: Tensor, mask: Tensor | None) -> Tensor:
     if mask is None:
         return y
     w = mask.to(y.dtype)
-    mean = (torch.where(mask, y, 0.0) * w).sum((0, 1)) / w.sum((0, 1)).clamp_min(1)
-    return torch.where(mask, y, mean)
+    total, count = all_sum((torch.where(mask, y, 0.0) * w).sum((0, 1)), w.sum((0, 1)))
+    return torch.where(mask, y, total / count.clamp_min(1))
 
 
 def _regress(X: Tensor, Y: Tensor, ridge: float = 1e-6) -> Tensor:
     """Least-squares ``W`` with ``Y ≈ X Wᵀ``: ``X (n, k)``, ``Y (n, m)`` → ``(m, k)``."""
-    G = X.mT @ X
+    G, XtY = all_sum(X.mT @ X, X.mT @ Y)
     G = G + ridge * G.diagonal().mean().clamp_min(1.0) * torch.eye(G.shape[0], dtype=G.dtype, device=G.device)
-    return torch.linalg.solve(G, X.mT @ Y).mT
+    return torch.linalg.solve(G, XtY).mT
 
 
 @dataclass
@@ -169,13 +188,14 @@ def estimate_multi_region(model, data, *, max_lag: int | None = None, seed: int 
     counts = torch.full((y.shape[-1],), float(y.shape[0] * y.shape[1]), dtype=y.dtype, device=y.device)
     if mask is not None:
         counts = mask.to(y.dtype).sum((0, 1))
+    (counts,) = all_sum(counts)
     y = impute(y, mask)
     B, T, _N = y.shape
     spec = model.latent_spec
     n_a = spec.n_across
     min_var_frac = float(getattr(model.observation, "min_var_frac", 0.01))
     dims = model.latent_dims
-    d = y.mean((0, 1))
+    d = dmean(y, (0, 1))
     C = y.new_zeros(y.shape[-1], sum(dims))
     R = y.new_zeros(y.shape[-1])
     blocks, n0, k0 = [], 0, 0
@@ -184,7 +204,7 @@ def estimate_multi_region(model, data, *, max_lag: int | None = None, seed: int 
         n0, k0 = n0 + n, k0 + k
     resid = y - d
     # The typical neuron variance, behind the noise floor of constant neurons (also in a region that is all constant).
-    all_var = y.reshape(-1, y.shape[-1]).var(0, unbiased=False)
+    all_var = observed_variance(y, None)
     reference_var = all_var[all_var > 0].median() if bool((all_var > 0).any()) else None
     delays = ts = None
     if n_a > 0:

@@ -29,7 +29,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from mbrila.observations.linear import floored_variance
+from mbrila.distributed import all_sum, dmean
+from mbrila.observations.linear import floored_variance, observed_variance
 
 #: A latent whose posterior mean power falls below this in every region is pruned (mDLAG's ``PRUNEX_TOL``).
 PRUNE_TOL = 1e-6
@@ -146,7 +147,7 @@ class ARDObservation(nn.Module):
         read-out and out of the ELBO (the ARD terms of a switched-off column only creep towards their limit).
         Returns the bool ``(K,)`` of latents pruned by this call.
         """
-        power = (mean**2).mean((0, 1)).reshape(len(self.y_dims), self.K)
+        power = dmean(mean**2, (0, 1)).reshape(len(self.y_dims), self.K)
         new = (power < tol).all(0) & ~self.pruned
         if bool(new.any()):
             self.pruned |= new
@@ -184,11 +185,7 @@ class ARDObservation(nn.Module):
     def set_floor(self, y: Tensor, mask: Tensor | None) -> None:
         """Set the noise floor from the data: ``min_var_frac ·`` each neuron's variance over observed entries (a
         constant neuron's variance is floored first, :func:`~mbrila.observations.linear.floored_variance`)."""
-        w = _weights(y, mask)
-        cnt = w.sum((0, 1)).clamp_min(1)
-        mean = (y * w).sum((0, 1)) / cnt
-        var = (((y - mean) ** 2) * w).sum((0, 1)) / cnt
-        self.var_floor = (self.min_var_frac * floored_variance(var)).to(self.phi_b)
+        self.var_floor = (self.min_var_frac * floored_variance(observed_variance(y, mask))).to(self.phi_b)
 
     # ------------------------------------------------------------------ initialisation
     @torch.no_grad()
@@ -275,26 +272,28 @@ class ARDObservation(nn.Module):
     # ------------------------------------------------------------------ closed-form updates
     def data_statistics(self, y: Tensor, mask: Tensor | None) -> dict[str, Tensor]:
         """Sums over observed entries that every update reuses: per neuron ``count``, ``sum_y``, ``sum_y2``
-        ``(N,)``, and per trial and neuron ``trial_sum_y``, ``trial_sum_y2`` ``(B, N)``."""
+        ``(N,)`` (over every process's trials in a data-parallel fit), and per trial and neuron ``trial_sum_y``,
+        ``trial_sum_y2`` ``(B, N)`` (this process's)."""
         w = _weights(y, mask)
         ty, ty2 = (y * w).sum(1), (y**2 * w).sum(1)
+        count, sum_y, sum_y2 = all_sum(w.sum((0, 1)) * y.new_ones(y.shape[-1]), ty.sum(0), ty2.sum(0))
         return {
-            "count": w.sum((0, 1)),
-            "sum_y": ty.sum(0),
-            "sum_y2": ty2.sum(0),
+            "count": count,
+            "sum_y": sum_y,
+            "sum_y2": sum_y2,
             "trial_sum_y": ty,
             "trial_sum_y2": ty2,
         }
 
     def _moments(self, y: Tensor, mask: Tensor | None, Ex: Tensor, Exx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Per neuron: ``Σ x̄`` ``(N, K)``, ``Σ x̄ y`` ``(N, K)`` and ``XX_n = Σ ⟨x xᵀ⟩`` ``(N, K, K)`` of its region."""
+        """Per neuron: ``Σ x̄`` ``(N, K)``, ``Σ x̄ y`` ``(N, K)`` and ``XX_n = Σ ⟨x xᵀ⟩`` ``(N, K, K)`` of its region,
+        summed over every process's trials in a data-parallel fit (``Exx`` holds this process's)."""
         K = self.K
         blocks = self.region_blocks()
         if mask is None:
             N, Kx = y.shape[-1], Ex.shape[-1]
             full = y.reshape(-1, N).mT @ Ex.reshape(-1, Kx)  # (N, R·K): one GEMM for every region
-            tot = Ex.sum((0, 1))
-            XXs = Exx.sum(0)
+            full, tot, XXs = all_sum(full, Ex.sum((0, 1)), Exx.sum(0))
             Sx = torch.cat([tot[lat].expand(n.stop - n.start, K) for n, lat in blocks])
             Sxy = torch.cat([full[n, lat] for n, lat in blocks])
             XX = torch.cat([XXs[lat, lat].expand(n.stop - n.start, K, K) for n, lat in blocks])
@@ -307,7 +306,8 @@ class ARDObservation(nn.Module):
             Sx_l.append(torch.einsum("btn,btk->nk", w[..., neurons], xr))
             Sxy_l.append(torch.einsum("btn,btk->nk", wy[..., neurons], xr))
             XX_l.append(torch.einsum("btn,btij->nij", w[..., neurons], Exx[..., lat, lat]))
-        return torch.cat(Sx_l), torch.cat(Sxy_l), torch.cat(XX_l)
+        Sx, Sxy, XX = all_sum(torch.cat(Sx_l), torch.cat(Sxy_l), torch.cat(XX_l))
+        return Sx, Sxy, XX
 
     @torch.no_grad()
     def update(self, y: Tensor, mask: Tensor | None, Ex: Tensor, Exx: Tensor, stats: dict[str, Tensor]) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mbrila.distributed import all_sum
+
 
 def floored_variance(var: Tensor, reference: Tensor | None = None) -> Tensor:
     """Each neuron's variance, raised to at least ``√eps ·`` a typical variance, so that a constant neuron gets a
@@ -26,6 +28,22 @@ def floored_variance(var: Tensor, reference: Tensor | None = None) -> Tensor:
         positive = var[var > 0]
         reference = positive.median() if positive.numel() else var.new_ones(())
     return torch.maximum(var, torch.finfo(var.dtype).eps ** 0.5 * reference)
+
+
+def observed_variance(y: Tensor, mask: Tensor | None) -> Tensor:
+    """``(N,)``: each neuron's variance over its observed entries of ``y (B, T, N)`` (over every process's trials in a
+    data-parallel fit, :mod:`mbrila.distributed`), by two passes: the mean, then the mean squared deviation."""
+    flat = y.reshape(-1, y.shape[-1]).nan_to_num()
+    if mask is None:
+        w, cnt = None, flat.new_full(flat.shape[-1:], float(flat.shape[0]))
+    else:
+        w = mask.reshape(-1, y.shape[-1]).to(y.dtype)
+        flat, cnt = flat * w, w.sum(0)
+    total, cnt = all_sum(flat.sum(0), cnt)
+    mean = total / cnt.clamp_min(1)
+    sq = (flat - mean) ** 2
+    (dev,) = all_sum((sq if w is None else sq * w).sum(0))
+    return dev / cnt.clamp_min(1)
 
 
 def region_blocks(y_dims: tuple[int, ...], latent_dims: tuple[int, ...]) -> list[tuple[slice, slice]]:
@@ -90,15 +108,7 @@ class MultiRegionLinearObservation(nn.Module):
     def set_floor(self, y: Tensor, mask: Tensor | None) -> None:
         """Set the noise floor from the data: ``min_var_frac ·`` each neuron's variance over observed entries (a
         constant neuron's variance is floored first, :func:`floored_variance`)."""
-        flat = y.reshape(-1, y.shape[-1])
-        if mask is None:
-            var = flat.var(0, unbiased=False)
-        else:
-            w = mask.reshape(-1, y.shape[-1]).to(y.dtype)
-            cnt = w.sum(0).clamp_min(1)
-            mean = (flat.nan_to_num() * w).sum(0) / cnt
-            var = (((flat.nan_to_num() - mean) ** 2) * w).sum(0) / cnt
-        self.R_floor = (self.min_var_frac * floored_variance(var)).to(self.R)
+        self.R_floor = (self.min_var_frac * floored_variance(observed_variance(y, mask))).to(self.R)
 
     def at_floor(self, rtol: float = 1e-6) -> Tensor:
         """Bool ``(N,)``: neurons whose noise variance sits on the floor (``R ≤ (1 + rtol) · R_floor``).
@@ -147,9 +157,11 @@ class MultiRegionLinearObservation(nn.Module):
             G[K, :K] = Sx
             G[K, K] = B * T
             Syz = y.reshape(-1, n).mT @ Ez.reshape(-1, K + 1)  # (n, K+1)
-            W = torch.linalg.solve(G, Syz.mT).mT  # (n, K+1)
             count = torch.full((n,), float(B * T), dtype=y.dtype, device=y.device)
             Syy = (y**2).sum((0, 1))
+            # Every statistic is a sum over trials: a data-parallel fit adds the shards' (mbrila.distributed).
+            G, Syz, count, Syy = all_sum(G, Syz, count, Syy)
+            W = torch.linalg.solve(G, Syz.mT).mT  # (n, K+1)
             # E[(y − W z)²] summed = Σ y² − 2 wᵀ Σ y z + wᵀ G w, and wᵀ G w = wᵀ Σ y z at the optimum.
             resid = Syy - (W * Syz).sum(-1)
         else:
@@ -162,9 +174,9 @@ class MultiRegionLinearObservation(nn.Module):
             Ezz[..., K, K] = 1.0
             G = torch.einsum("btn,btij->nij", w, Ezz)  # (n, K+1, K+1)
             Syz = torch.einsum("btn,bti->ni", yz, Ez)  # (n, K+1)
+            G, Syz, count, Syy = all_sum(G, Syz, w.sum((0, 1)), (yz**2).sum((0, 1)))
+            count = count.clamp_min(1)
             W = torch.linalg.solve(G, Syz.unsqueeze(-1)).squeeze(-1)
-            count = w.sum((0, 1)).clamp_min(1)
-            Syy = (yz**2).sum((0, 1))
             resid = Syy - (W * Syz).sum(-1)
         self.C[neurons, lat] = W[:, :K]
         self.d[neurons] = W[:, K]

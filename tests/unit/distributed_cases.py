@@ -1,0 +1,86 @@
+"""The fits that the data-parallel test runs in one process and in two (imported by the spawned workers too)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import torch
+
+import mbrila
+from mbrila import distributed
+from mbrila.core import LatentSpec, MultiRegionData
+from mbrila.synthetic import MultiRegionScenario
+
+#: Seven trials: two processes hold 4 and 3 (uneven shards).
+N_TRIALS = 7
+T = 20
+MAX_ITER = 6
+
+
+def tiny_data(ragged: bool = False, seed: int = 0) -> MultiRegionData:
+    data = MultiRegionScenario(
+        n_trials=N_TRIALS,
+        T=T,
+        y_dims=(6, 5),
+        n_across=1,
+        n_within=1,
+        timescales_across=(3.0,),
+        timescales_within=3.0,
+        delay_amplitude=(1.0,),
+        snr=5.0,
+        seed=seed,
+    ).sample()[0]
+    if not ragged:
+        return data
+    # Trials of 20, 14 and 17 bins, spread over both shards.
+    lengths = [20, 14, 20, 17, 14, 20, 17]
+    return MultiRegionData(data.y, data.y_dims, data.region_names, lengths=lengths)
+
+
+#: (label, preset, build_model keywords, ragged trials)
+CASES: list[tuple[str, str, dict[str, Any], bool]] = [
+    ("dlag_ssm", "dlag_ssm", {}, False),
+    ("dlag_ssm-ragged", "dlag_ssm", {}, True),
+    ("adm", "adm", {}, False),
+    ("gpfa", "gpfa", {}, False),
+    ("gpfa-ragged", "gpfa", {}, True),
+    ("lds", "lds", {}, False),
+    ("dlag_exact", "dlag", {}, False),
+    ("dlag_exact-ragged", "dlag", {}, True),
+    ("mdlag_time", "mdlag", {}, False),
+    ("mdlag_freq", "mdlag_freq", {}, False),
+    ("mdlag_freq-ragged", "mdlag_freq", {}, True),
+    ("mdlag_ssm", "mdlag_ssm", {}, False),
+]
+
+
+def fit_case(label: str) -> dict[str, Any]:
+    """Fit one case (on this process's shard in a data-parallel run): its parameters and score trace."""
+    _, preset, kw, ragged = next(c for c in CASES if c[0] == label)
+    data = tiny_data(ragged)
+    spec = LatentSpec(2, 0) if preset.startswith("mdlag") else LatentSpec(1, 1)
+    model = mbrila.build_model(preset, latent_spec=spec, y_dims=data.y_dims, T=data.T, dtype=torch.float64, **kw)
+    result = model.fit(distributed.shard(data), max_iter=MAX_ITER, progress=False)
+    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {"params": params, "trace": list(result.score_trace), "n_iter": result.n_iter}
+
+
+def worker(rank: int, world: int, rendezvous: str, out: str) -> None:
+    """One process of the data-parallel run: every case on its shard; rank 0 writes the results."""
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    try:
+        results: dict[str, Any] = {}
+        for label, *_ in CASES:
+            t0 = time.perf_counter()
+            results[label] = fit_case(label)
+            results[label]["seconds"] = time.perf_counter() - t0
+        results["traffic"] = distributed.traffic().bytes
+        if rank == 0:
+            tmp = out + ".tmp"
+            torch.save(results, tmp)
+            os.replace(tmp, out)
+    finally:
+        torch.distributed.destroy_process_group()
