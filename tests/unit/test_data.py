@@ -85,6 +85,28 @@ def test_ragged_trials_are_padded_and_masked():
     assert not bool(d.mask[1, 3:].any()) and bool(d.mask[1, :3].all())
 
 
+def test_bin_width_and_unit_ids_metadata():
+    y = np.zeros((3, 4, 3))
+    plain = MultiRegionData(y, (2, 1))
+    assert plain.bin_width is None and plain.unit_ids is None and "bin_width" not in repr(plain)
+    d = MultiRegionData(y, (2, 1), bin_width=0.02, unit_ids=np.array([7, 3, 9]))
+    assert d.bin_width == 0.02 and d.unit_ids == (7, 3, 9) and all(type(u) is int for u in d.unit_ids)
+    assert "bin_width=0.02 s" in repr(d) and "unit_ids=(7, 3, 9)" in repr(d)
+    masked = d.with_mask(np.array([True, False, True]))
+    for copy in (d[[0, 2]], d[1], d.to(dtype=torch.float32), masked, d._replace(d.y, None, None)):
+        assert copy.bin_width == 0.02 and copy.unit_ids == (7, 3, 9)
+    r = MultiRegionData.from_regions({"A": y[..., :2], "B": y[..., 2:]}, bin_width=0.5, unit_ids=["a", "b", "c"])
+    assert r.bin_width == 0.5 and r.unit_ids == ("a", "b", "c")
+    ragged = MultiRegionData.from_ragged([[np.zeros((T, 2))] for T in (2, 3)], bin_width=0.1, unit_ids=[1, 2])
+    assert ragged.bin_width == 0.1 and ragged.unit_ids == (1, 2)
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "0.1"):
+        with pytest.raises(ValueError, match="bin_width"):
+            MultiRegionData(y, (2, 1), bin_width=bad)
+    for bad in ([1, 2], [1, 2, 3, 4], "abc", 5):
+        with pytest.raises(ValueError, match="unit_ids"):
+            MultiRegionData(y, (2, 1), unit_ids=bad)
+
+
 def test_latent_spec():
     s = LatentSpec(2, 1).for_regions(3)
     assert s.n_within == (1, 1, 1) and s.total(3) == 5 and s.dims_per_region(3) == (3, 3, 3)

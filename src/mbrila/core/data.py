@@ -95,6 +95,28 @@ def _check_names(region_names: Any) -> None:
         raise ValueError(f"region_names must list one name per region; got {region_names!r}.")
 
 
+def _check_bin_width(bin_width: Any) -> float | None:
+    """``bin_width`` as a positive finite float in seconds (or None), else a ``ValueError``."""
+    if bin_width is None:
+        return None
+    if isinstance(bin_width, bool) or not isinstance(bin_width, numbers.Real) or not 0 < float(bin_width) < np.inf:
+        raise ValueError(f"bin_width must be a positive finite number of seconds (e.g. 0.02); got {bin_width!r}.")
+    return float(bin_width)
+
+
+def _check_unit_ids(unit_ids: Any, N: int) -> tuple[Any, ...] | None:
+    """``unit_ids`` as a tuple of ``N`` plain values (numpy scalars become Python ones), else a ``ValueError``."""
+    if unit_ids is None:
+        return None
+    if isinstance(unit_ids, str | bytes | Mapping) or not hasattr(unit_ids, "__iter__"):
+        raise ValueError(f"unit_ids must list one id per neuron column; got {unit_ids!r}.")
+    values = unit_ids.tolist() if isinstance(unit_ids, np.ndarray | Tensor) else list(unit_ids)
+    ids = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
+    if len(ids) != N:
+        raise ValueError(f"unit_ids must list one id per neuron column (N = {N}); got {len(ids)}.")
+    return ids
+
+
 def _first_bad(bad: Tensor) -> tuple[int, ...]:
     return tuple(int(i) for i in bad.nonzero()[0])
 
@@ -113,6 +135,11 @@ class MultiRegionData:
     nan_as_missing : treat NaN as missing (mask False) instead of raising.
     dtype, device : of the stored ``y`` (default: the input's floating dtype, torch's default dtype for integer
         counts; the input's device).
+    bin_width : optional width of a time bin in seconds (positive, finite), e.g. of spike counts binned from a file.
+    unit_ids : optional id per neuron column (``N`` of them), e.g. the unit ids of the file the counts came from.
+
+    ``bin_width`` and ``unit_ids`` are metadata: no model reads them, and trial selection, :meth:`to` and
+    :meth:`with_mask` keep them.
     """
 
     y: Tensor
@@ -120,6 +147,9 @@ class MultiRegionData:
     region_names: tuple[str, ...]
     mask: Tensor | None
     lengths: Tensor | None
+    # Class-level defaults: containers made before these fields existed (or by object.__new__) read None.
+    bin_width: float | None = None
+    unit_ids: tuple[Any, ...] | None = None
 
     def __init__(
         self,
@@ -132,6 +162,8 @@ class MultiRegionData:
         nan_as_missing: bool = False,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
+        bin_width: float | None = None,
+        unit_ids: Sequence[Any] | None = None,
     ) -> None:
         y_t = _as_tensor(y, "y", dtype, device)
         if y_t.ndim != 3:
@@ -154,6 +186,8 @@ class MultiRegionData:
             raise ValueError(f"region_names has {len(names)} names but y_dims has {len(dims)} regions.")
         if len(set(names)) != len(names):
             raise ValueError(f"region_names must be unique; got {names}.")
+        width = _check_bin_width(bin_width)
+        ids = _check_unit_ids(unit_ids, N)
         m: Tensor | None = None
         if mask is not None:
             m = _as_bool(mask, "mask", y_t.device)
@@ -195,6 +229,8 @@ class MultiRegionData:
         object.__setattr__(self, "region_names", names)
         object.__setattr__(self, "mask", m)
         object.__setattr__(self, "lengths", lens)
+        object.__setattr__(self, "bin_width", width)
+        object.__setattr__(self, "unit_ids", ids)
 
     # ------------------------------------------------------------ constructors
     @classmethod
@@ -208,8 +244,13 @@ class MultiRegionData:
         nan_as_missing: bool = False,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
+        bin_width: float | None = None,
+        unit_ids: Sequence[Any] | None = None,
     ) -> MultiRegionData:
-        """Build from one ``(trials, T, n_r)`` array per region (a dict name → array, or a list)."""
+        """Build from one ``(trials, T, n_r)`` array per region (a dict name → array, or a list).
+
+        ``unit_ids`` lists the ids of all neuron columns, region after region (as ``y`` is laid out).
+        """
         if isinstance(regions, np.ndarray | Tensor | str | bytes) or not isinstance(regions, Mapping | Sequence):
             raise ValueError(
                 "regions must be a dict region name -> (trials, T, n_r) array, or a list of such arrays; got "
@@ -253,6 +294,8 @@ class MultiRegionData:
             lengths,
             nan_as_missing=nan_as_missing,
             dtype=y.dtype,
+            bin_width=bin_width,
+            unit_ids=unit_ids,
         )
 
     @classmethod
@@ -261,7 +304,8 @@ class MultiRegionData:
     ) -> MultiRegionData:
         """Build from trials of different lengths: ``trials[i]`` lists region arrays ``(T_i, n_r)``.
 
-        Trials are zero-padded to the longest and the padding is masked.
+        Trials are zero-padded to the longest and the padding is masked. Keyword arguments (``dtype``, ``device``,
+        ``nan_as_missing``, ``bin_width``, ``unit_ids``) pass through to the constructor.
         """
         if isinstance(trials, np.ndarray | Tensor | str | bytes | Mapping) or not isinstance(trials, Sequence):
             raise ValueError(
@@ -351,12 +395,15 @@ class MultiRegionData:
 
     # ------------------------------------------------------------ copies
     def _replace(self, y: Tensor, mask: Tensor | None, lengths: Tensor | None) -> MultiRegionData:
+        """A container with new ``y``, ``mask`` and ``lengths`` (of the same neurons); everything else is kept."""
         new = object.__new__(MultiRegionData)
         object.__setattr__(new, "y", y)
         object.__setattr__(new, "y_dims", self.y_dims)
         object.__setattr__(new, "region_names", self.region_names)
         object.__setattr__(new, "mask", mask)
         object.__setattr__(new, "lengths", lengths)
+        object.__setattr__(new, "bin_width", self.bin_width)
+        object.__setattr__(new, "unit_ids", self.unit_ids)
         return new
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> MultiRegionData:
@@ -397,7 +444,11 @@ class MultiRegionData:
     def __repr__(self) -> str:
         regions = ", ".join(f"{n}: {d}" for n, d in zip(self.region_names, self.y_dims, strict=True))
         missing = 0.0 if self.mask is None else 1.0 - float(self.mask.float().mean())
+        extra = "" if self.bin_width is None else f", bin_width={self.bin_width:g} s"
+        if self.unit_ids is not None:
+            shown = ", ".join(repr(u) for u in self.unit_ids[:3]) + (", …" if len(self.unit_ids) > 3 else "")
+            extra += f", unit_ids=({shown})"
         return (
             f"MultiRegionData(trials={self.n_trials}, T={self.T}, regions={{{regions}}}, "
-            f"missing={missing:.1%}, dtype={self.dtype}, device={self.device})"
+            f"missing={missing:.1%}, dtype={self.dtype}, device={self.device}{extra})"
         )

@@ -1,4 +1,5 @@
-"""Loading multi-region recordings from files: a pickle or ``.npz`` holding region name → (trials, T, neurons)."""
+"""Loading multi-region recordings from files: a pickle or ``.npz`` holding region name → (trials, T, neurons), or an
+NWB file of spike times (binned by :func:`mbrila.data.from_nwb`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from mbrila.core import MultiRegionData
+from mbrila.data.nwb import from_nwb
 
 
 def demo_data_path() -> Path:
@@ -53,7 +55,9 @@ def _read(p: Path) -> Any:
                 f"{p}: not a readable pickle file ({type(err).__name__}: {err}). Expected a pickled dict of region "
                 "name -> (trials, T, neurons) array."
             ) from err
-    raise ValueError(f"{p}: unsupported file type {p.suffix!r}; use .pkl, .pickle or .npz.")
+    raise ValueError(
+        f"{p}: unsupported file type {p.suffix!r}; use .pkl, .pickle or .npz (or .nwb, read by load_data with bin_width=)."
+    )
 
 
 def load_regions(
@@ -122,8 +126,48 @@ def load_regions(
     return out
 
 
-def load_data(path: str | Path, *, region_names: Sequence[str] | None = None, **kw: Any) -> MultiRegionData:
-    """:func:`load_regions` then :meth:`MultiRegionData.from_regions` (keyword arguments pass through; with
-    ``nan_as_missing=True`` NaN entries of the file become missing data)."""
-    regions = load_regions(path, region_names=region_names, allow_nan=bool(kw.get("nan_as_missing", False)))
-    return MultiRegionData.from_regions(regions, **kw)
+def load_data(
+    path: str | Path,
+    *,
+    region_names: Sequence[str] | None = None,
+    bin_width: float | None = None,
+    align_to: str | None = None,
+    window: tuple[float, float] | None = None,
+    region_column: str | None = None,
+    regions: Sequence[str] | None = None,
+    **kw: Any,
+) -> MultiRegionData:
+    """A recording as :class:`MultiRegionData`, by the file's suffix.
+
+    ``.pkl``/``.pickle``/``.npz``: :func:`load_regions` then :meth:`MultiRegionData.from_regions` (keyword arguments
+    pass through; with ``nan_as_missing=True`` NaN entries of the file become missing data; ``bin_width`` is stored as
+    metadata).
+
+    ``.nwb``: spike times binned by :func:`mbrila.data.from_nwb`, which needs ``bin_width`` (seconds); ``align_to``,
+    ``window``, ``region_column`` and ``regions`` (or its synonym ``region_names``) and other keyword arguments
+    (``trial_ids``, ``dtype``, ``device``) pass through.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".nwb":
+        if bin_width is None:
+            raise ValueError(
+                f"{p}: an NWB file holds spike times, not binned counts; pass bin_width= (seconds, e.g. 0.02) to "
+                "bin them (or call mbrila.data.from_nwb)."
+            )
+        if region_names is not None and regions is not None:
+            raise ValueError("pass regions= or region_names= (the same thing for an NWB file), not both.")
+        return from_nwb(
+            p,
+            bin_width,
+            window=window,
+            align_to=align_to,
+            region_column=region_column,
+            regions=regions if regions is not None else region_names,
+            **kw,
+        )
+    nwb_only = {"align_to": align_to, "window": window, "region_column": region_column, "regions": regions}
+    given = [k for k, v in nwb_only.items() if v is not None]
+    if given:
+        raise ValueError(f"{p}: {', '.join(given)} only apply to NWB (.nwb) files; use region_names= to pick regions.")
+    regions_ = load_regions(path, region_names=region_names, allow_nan=bool(kw.get("nan_as_missing", False)))
+    return MultiRegionData.from_regions(regions_, bin_width=bin_width, **kw)
