@@ -11,6 +11,8 @@ import argparse
 import json
 import logging
 import math
+import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mbrila import plotting
-from mbrila.core import LatentSpec
+from mbrila import distributed, plotting
+from mbrila.core import LatentSpec, MultiRegionData
 from mbrila.data.io import demo_data_path, load_data
 from mbrila.experiments.compare import comparison_table, find_runs, load_run, to_markdown
 from mbrila.experiments.cosmoothing import VALIDATED_MAX_ITER, CosmoothingResult
@@ -35,13 +37,24 @@ from mbrila.experiments.v1v2 import run_v1v2
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
+def resolve_device(name: str, join_group: bool = True) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to :class:`torch.device`.
+
+    Under ``torchrun`` (and with ``join_group``) this also joins the process group (:func:`mbrila.distributed.init_process_group`: each process
+    then fits on its shard of the trials and takes the GPU of its local rank) and silences the printing of every
+    rank but 0.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto.")
+    if not join_group:
+        return dev
+    dev = distributed.init_process_group(dev)
+    if not distributed.is_main():
+        sys.stdout = open(os.devnull, "w")
     return dev
 
 
@@ -81,6 +94,49 @@ def base_parser(
     return ap
 
 
+def add_data_args(ap: argparse.ArgumentParser) -> None:
+    """``--data-path`` and the flags that bin an NWB file's spike times (used only for ``.nwb`` paths)."""
+    ap.add_argument(
+        "--data-path",
+        type=Path,
+        default=None,
+        help="pickle or .npz: region name → (trials, T, n); or an NWB file (.nwb) of spike times, with --bin-width",
+    )
+    ap.add_argument("--bin-width", type=float, default=None, help="NWB: bin width in seconds (required for .nwb)")
+    ap.add_argument("--align-to", default=None, help="NWB: trials-table column to align trials to (with --window)")
+    ap.add_argument(
+        "--window",
+        type=float,
+        nargs=2,
+        metavar=("PRE", "POST"),
+        default=None,
+        help="NWB: seconds around --align-to (or each trial's start) that make a trial",
+    )
+    ap.add_argument(
+        "--region-column",
+        default=None,
+        help="NWB: units-table column naming each unit's region (default: its electrodes' location)",
+    )
+
+
+def data_from_args(
+    ap: argparse.ArgumentParser, args: argparse.Namespace, dtype: torch.dtype
+) -> tuple[Path, MultiRegionData]:
+    """The ``--data-path`` file (default: the shipped V1/V2 recordings) and its data, per :func:`add_data_args`."""
+    path = args.data_path if args.data_path is not None else demo_data_path()
+    nwb = {k: getattr(args, k) for k in ("bin_width", "align_to", "window", "region_column")}
+    if path.suffix.lower() != ".nwb":
+        given = ["--" + k.replace("_", "-") for k, v in nwb.items() if v is not None]
+        if given:
+            ap.error(f"{', '.join(given)} only apply to an NWB (.nwb) --data-path; {path.name} is not one.")
+        return path, load_data(path, dtype=dtype)
+    if args.bin_width is None:
+        ap.error(f"--data-path {path.name} is an NWB file of spike times: pass --bin-width (seconds) to bin them.")
+    if args.align_to is not None and args.window is None:
+        ap.error("--align-to needs --window PRE POST (seconds around the aligned time).")
+    return path, load_data(path, dtype=dtype, **nwb)
+
+
 def log_fit_ends() -> None:
     """Print each fit's closing log line (how it ended) on stderr, as a cluster job's log should show it."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -114,9 +170,11 @@ def _jsonable(x: Any) -> Any:
 
 
 def write_summary(summary: dict[str, Any], out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``summary.json`` (only rank 0 writes under torchrun: every rank holds the same results)."""
     path = out_dir / "summary.json"
-    path.write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
+    if distributed.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_jsonable(summary), indent=2) + "\n")
     return path
 
 
@@ -129,10 +187,11 @@ def _print(summary: dict[str, Any], keys: Sequence[str]) -> None:
 
 # --------------------------------------------------------------------------------------------- synthetic
 def save_figures(figs: dict[str, Any], out_dir: Path) -> list[str]:
-    """Save named figures as PNG files in ``out_dir``; returns their file names."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, fig in figs.items():
-        fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
+    """Save named figures as PNG files in ``out_dir`` (rank 0 only under torchrun); returns their file names."""
+    if distributed.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, fig in figs.items():
+            fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
     return list(figs)
 
 
@@ -274,7 +333,7 @@ def v1v2_demo(
         max_iter_help=f"cap on EM iterations (default {VALIDATED_MAX_ITER} when the validation trials pick the "
         "checkpoint and stop the fit, the engine's default with --no-validation-select)",
     )
-    ap.add_argument("--data-path", type=Path, default=None, help="pickle or .npz: region name → (trials, T, n)")
+    add_data_args(ap)
     ap.add_argument("--split-seeds", "--split-seed", default="0", help="comma-separated split seeds (e.g. 0,1,2)")
     ap.add_argument("--holdout-seed", type=int, default=0, help="first held-out-neuron seed")
     ap.add_argument("--n-holdout-seeds", type=int, default=3)
@@ -295,8 +354,7 @@ def v1v2_demo(
     log_fit_ends()
     torch.manual_seed(args.seed)
     device, dtype = resolve_device(args.device), DTYPES[args.dtype]
-    path = args.data_path if args.data_path is not None else demo_data_path()
-    data = load_data(path, dtype=dtype)
+    path, data = data_from_args(ap, args, dtype)
     seeds = [int(s) for s in str(args.split_seeds).split(",") if s.strip()]
     figures: list[str] = []
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from mbrila import plotting
-from mbrila.data.io import demo_data_path, load_data
-from mbrila.experiments.cli import DTYPES, base_parser, resolve_device, save_figures, write_summary
+from mbrila.experiments.cli import (
+    DTYPES,
+    add_data_args,
+    base_parser,
+    data_from_args,
+    resolve_device,
+    save_figures,
+    write_summary,
+)
 from mbrila.experiments.selection import synthetic_selection, v1v2_selection
 
 
@@ -36,7 +42,7 @@ def synthetic_selection_demo(description: str, argv: Sequence[str] | None = None
     ap.add_argument("--n-trials", type=int, default=50, help="trials of the scenario")
     ap.add_argument("--n-boot", type=int, default=100, help="bootstrap replicates")
     args = ap.parse_args(argv)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, join_group=False)
     out = synthetic_selection(
         seed=args.seed,
         scenario_overrides={"n_trials": args.n_trials},
@@ -70,15 +76,14 @@ def v1v2_selection_demo(description: str, argv: Sequence[str] | None = None) -> 
     on the test protocol beside the baselines."""
     ap = base_parser(description, "outputs/v1v2/selection", checkpoints=False)
     _common(ap)
-    ap.add_argument("--data-path", type=Path, default=None, help="pickle or .npz: region name → (trials, T, n)")
+    add_data_args(ap)
     ap.add_argument("--holdout-seed", type=int, default=0, help="first held-out-neuron seed")
     ap.add_argument("--n-holdout-seeds", type=int, default=3)
     ap.add_argument("--max-across", type=int, default=3, help="grid: n_across from 1 to this")
     ap.add_argument("--max-within", type=int, default=3, help="grid: n_within from 1 to this")
     args = ap.parse_args(argv)
-    device = resolve_device(args.device)
-    path = args.data_path if args.data_path is not None else demo_data_path()
-    data = load_data(path, dtype=DTYPES[args.dtype])
+    device = resolve_device(args.device, join_group=False)
+    path, data = data_from_args(ap, args, DTYPES[args.dtype])
     grid = [(a, w) for a in range(1, args.max_across + 1) for w in range(1, args.max_within + 1)]
     out = v1v2_selection(
         data,
