@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,15 +58,33 @@ CASES: list[tuple[str, str, dict[str, Any], bool]] = [
 ]
 
 
-def fit_case(label: str) -> dict[str, Any]:
+def fit_case(label: str, **fit_kwargs: Any) -> dict[str, Any]:
     """Fit one case (on this process's shard in a data-parallel run): its parameters and score trace."""
     _, preset, kw, ragged = next(c for c in CASES if c[0] == label)
     data = tiny_data(ragged)
     spec = LatentSpec(2, 0) if preset.startswith("mdlag") else LatentSpec(1, 1)
     model = mbrila.build_model(preset, latent_spec=spec, y_dims=data.y_dims, T=data.T, dtype=torch.float64, **kw)
-    result = model.fit(distributed.shard(data), max_iter=MAX_ITER, progress=False)
+    result = model.fit(distributed.shard(data), max_iter=MAX_ITER, progress=False, **fit_kwargs)
     params = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return {"params": params, "trace": list(result.score_trace), "n_iter": result.n_iter}
+
+
+class _Stop(Exception):
+    pass
+
+
+def interrupted_and_resumed(label: str, ckpt: str) -> dict[str, Any]:
+    """Fit ``label`` with a checkpoint every 2 iterations, stop it after the 4th E-step (every process at once),
+    then resume from the file rank 0 wrote: its parameters and trace."""
+
+    def stop(k: int, score: float) -> None:
+        if k == 4:
+            raise _Stop
+
+    with contextlib.suppress(_Stop):
+        fit_case(label, checkpoint=ckpt, checkpoint_every=2, callback=stop)
+    torch.distributed.barrier()  # the other processes read what rank 0 wrote
+    return fit_case(label, resume=ckpt)
 
 
 def worker(rank: int, world: int, rendezvous: str, out: str) -> None:
@@ -78,6 +98,7 @@ def worker(rank: int, world: int, rendezvous: str, out: str) -> None:
             results[label] = fit_case(label)
             results[label]["seconds"] = time.perf_counter() - t0
         results["traffic"] = distributed.traffic().bytes
+        results["dlag_ssm-resumed"] = interrupted_and_resumed("dlag_ssm", str(Path(out).parent / "run.ckpt"))
         if rank == 0:
             tmp = out + ".tmp"
             torch.save(results, tmp)

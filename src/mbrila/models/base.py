@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mbrila import distributed
 from mbrila.core import LatentSpec, MultiRegionData
 from mbrila.core.results import FitResult, Posterior
 from mbrila.delays import Delay, NoDelay
@@ -470,11 +469,6 @@ class MultiRegionLatentModel(nn.Module):
             equal ``checkpoint``.
         """
         _check_fit_arguments(max_iter, tol, callback, checkpoint_every)
-        if (checkpoint is not None or resume is not None) and distributed.active():
-            raise ValueError(
-                "checkpoint/resume are not available in a data-parallel fit yet (each process holds other trials, and "
-                "a checkpoint is tied to its data): fit without them under torchrun, or in one process."
-            )
         y, mask = self._data(data)
         fingerprint = data_fingerprint(y, mask) if checkpoint is not None or resume is not None else {}
         start = None

@@ -16,18 +16,25 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mbrila.distributed import all_sum, global_count, is_main
 from mbrila.inference.loop_state import LoopState
 from mbrila.models import serialization
 
 
 def data_fingerprint(y: Tensor, mask: Tensor | None) -> dict[str, Any]:
-    """Shape and the sums of the observed entries and of their squares (to refuse resuming on other data)."""
+    """Shape and the sums of the observed entries and of their squares (to refuse resuming on other data); in a
+    data-parallel fit, of every process's trials together (:mod:`mbrila.distributed`)."""
     obs = y if mask is None else torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
     obs = torch.nan_to_num(obs.double(), nan=0.0)
-    return {"shape": list(y.shape), "sum": float(obs.sum()), "sum_sq": float((obs * obs).sum())}
+    total, total_sq = all_sum(obs.sum(), (obs * obs).sum())
+    shape = [global_count(y.shape[0]), *y.shape[1:]]
+    return {"shape": shape, "sum": float(total), "sum_sq": float(total_sq)}
 
 
 def write_checkpoint(path: str | Path, model: Any, loop: LoopState, fingerprint: dict[str, Any]) -> None:
+    """Write the checkpoint (rank 0 alone in a data-parallel fit: every process holds the same state)."""
+    if not is_main():
+        return
     payload = serialization.envelope(model)
     payload["fit"] = loop.to_dict()
     payload["data"] = fingerprint
