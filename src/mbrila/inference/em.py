@@ -32,6 +32,7 @@ from torch import Tensor
 
 from mbrila.core.capabilities import check_pairing
 from mbrila.core.results import FitResult, Posterior
+from mbrila.distributed import is_main
 from mbrila.inference.adam import Adam
 from mbrila.inference.loop_state import LoopState
 from mbrila.inference.overrelax import ParameterRelaxation
@@ -311,7 +312,7 @@ class EMEngine:
             stop_reason=reason,
         )
         what = f"{type(model).__name__} fit ({type(self).__name__})"
-        if _QUIET.get():
+        if _QUIET.get() or not is_main():  # inner fits, and the other processes of a data-parallel fit
             LOGGER.debug("%s ended after %d iterations (%s).", what, n_iter, reason)
         elif reason == "max_iter" and n_iter > 0:
             LOGGER.warning(
