@@ -21,7 +21,7 @@ T = 20
 MAX_ITER = 6
 
 
-def tiny_data(ragged: bool = False, seed: int = 0) -> MultiRegionData:
+def tiny_data(ragged: bool = False, seed: int = 0, missing: bool = False) -> MultiRegionData:
     data = MultiRegionScenario(
         n_trials=N_TRIALS,
         T=T,
@@ -34,6 +34,9 @@ def tiny_data(ragged: bool = False, seed: int = 0) -> MultiRegionData:
         snr=5.0,
         seed=seed,
     ).sample()[0]
+    if missing:  # 10 % of the entries missing at random: per-trial covariances, masked read-out updates
+        mask = torch.rand(data.y.shape, generator=torch.Generator().manual_seed(seed)) > 0.1
+        return MultiRegionData(data.y, data.y_dims, data.region_names, mask=mask)
     if not ragged:
         return data
     # Trials of 20, 14 and 17 bins, spread over both shards.
@@ -41,27 +44,29 @@ def tiny_data(ragged: bool = False, seed: int = 0) -> MultiRegionData:
     return MultiRegionData(data.y, data.y_dims, data.region_names, lengths=lengths)
 
 
-#: (label, preset, build_model keywords, ragged trials)
-CASES: list[tuple[str, str, dict[str, Any], bool]] = [
-    ("dlag_ssm", "dlag_ssm", {}, False),
-    ("dlag_ssm-ragged", "dlag_ssm", {}, True),
-    ("adm", "adm", {}, False),
-    ("gpfa", "gpfa", {}, False),
-    ("gpfa-ragged", "gpfa", {}, True),
-    ("lds", "lds", {}, False),
-    ("dlag_exact", "dlag", {}, False),
-    ("dlag_exact-ragged", "dlag", {}, True),
-    ("mdlag_time", "mdlag", {}, False),
-    ("mdlag_freq", "mdlag_freq", {}, False),
-    ("mdlag_freq-ragged", "mdlag_freq", {}, True),
-    ("mdlag_ssm", "mdlag_ssm", {}, False),
+#: (label, preset, build_model keywords, trials: "full", "ragged" or "missing" entries)
+CASES: list[tuple[str, str, dict[str, Any], str]] = [
+    ("dlag_ssm", "dlag_ssm", {}, "full"),
+    ("dlag_ssm-ragged", "dlag_ssm", {}, "ragged"),
+    ("dlag_ssm-missing", "dlag_ssm", {}, "missing"),
+    ("adm", "adm", {}, "full"),
+    ("gpfa", "gpfa", {}, "full"),
+    ("gpfa-ragged", "gpfa", {}, "ragged"),
+    ("lds", "lds", {}, "full"),
+    ("dlag_exact", "dlag", {}, "full"),
+    ("dlag_exact-ragged", "dlag", {}, "ragged"),
+    ("dlag_exact-missing", "dlag", {}, "missing"),
+    ("mdlag_time", "mdlag", {}, "full"),
+    ("mdlag_freq", "mdlag_freq", {}, "full"),
+    ("mdlag_freq-ragged", "mdlag_freq", {}, "ragged"),
+    ("mdlag_ssm", "mdlag_ssm", {}, "full"),
 ]
 
 
 def fit_case(label: str, **fit_kwargs: Any) -> dict[str, Any]:
     """Fit one case (on this process's shard in a data-parallel run): its parameters and score trace."""
-    _, preset, kw, ragged = next(c for c in CASES if c[0] == label)
-    data = tiny_data(ragged)
+    _, preset, kw, kind = next(c for c in CASES if c[0] == label)
+    data = tiny_data(ragged=kind == "ragged", missing=kind == "missing")
     spec = LatentSpec(2, 0) if preset.startswith("mdlag") else LatentSpec(1, 1)
     model = mbrila.build_model(preset, latent_spec=spec, y_dims=data.y_dims, T=data.T, dtype=torch.float64, **kw)
     result = model.fit(distributed.shard(data), max_iter=MAX_ITER, progress=False, **fit_kwargs)
