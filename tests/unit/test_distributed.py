@@ -50,7 +50,7 @@ def test_a_two_process_fit_equals_the_one_process_fit(two_process_results, label
     one = fit_case(label.removesuffix("-resumed"))
     two = results[label]
     assert two["n_iter"] == one["n_iter"]
-    t1, t2 = torch.tensor(one["trace"]), torch.tensor(two["trace"])
+    t1, t2 = (torch.tensor(t, dtype=torch.float64) for t in (one["trace"], two["trace"]))
     assert t1.shape == t2.shape
     assert float(((t1 - t2).abs() / t1.abs().clamp_min(1.0)).max()) <= TOL
     assert one["params"].keys() == two["params"].keys()
