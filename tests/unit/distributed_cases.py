@@ -21,7 +21,7 @@ T = 20
 MAX_ITER = 6
 
 
-def tiny_data(ragged: bool = False, seed: int = 0, missing: bool = False) -> MultiRegionData:
+def tiny_data(ragged: bool = False, seed: int = 0, missing: bool = False, counts: bool = False) -> MultiRegionData:
     data = MultiRegionScenario(
         n_trials=N_TRIALS,
         T=T,
@@ -34,6 +34,10 @@ def tiny_data(ragged: bool = False, seed: int = 0, missing: bool = False) -> Mul
         snr=5.0,
         seed=seed,
     ).sample()[0]
+    if counts:  # spike counts for the Poisson read-out
+        rates = torch.exp(0.3 * data.y)
+        y = torch.poisson(rates, generator=torch.Generator().manual_seed(seed))
+        return MultiRegionData(y, data.y_dims, data.region_names)
     if missing:  # 10 % of the entries missing at random: per-trial covariances, masked read-out updates
         mask = torch.rand(data.y.shape, generator=torch.Generator().manual_seed(seed)) > 0.1
         return MultiRegionData(data.y, data.y_dims, data.region_names, mask=mask)
@@ -44,7 +48,7 @@ def tiny_data(ragged: bool = False, seed: int = 0, missing: bool = False) -> Mul
     return MultiRegionData(data.y, data.y_dims, data.region_names, lengths=lengths)
 
 
-#: (label, preset, build_model keywords, trials: "full", "ragged" or "missing" entries)
+#: (label, preset, build_model keywords, trials: "full", "ragged", "missing" entries or "counts")
 CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("dlag_ssm", "dlag_ssm", {}, "full"),
     ("dlag_ssm-ragged", "dlag_ssm", {}, "ragged"),
@@ -53,6 +57,7 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("gpfa", "gpfa", {}, "full"),
     ("gpfa-ragged", "gpfa", {}, "ragged"),
     ("lds", "lds", {}, "full"),
+    ("dlag_ssm-poisson", "dlag_ssm", {"observation": "poisson"}, "counts"),
     ("dlag_exact", "dlag", {}, "full"),
     ("dlag_exact-ragged", "dlag", {}, "ragged"),
     ("dlag_exact-missing", "dlag", {}, "missing"),
@@ -66,7 +71,7 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
 def fit_case(label: str, **fit_kwargs: Any) -> dict[str, Any]:
     """Fit one case (on this process's shard in a data-parallel run): its parameters and score trace."""
     _, preset, kw, kind = next(c for c in CASES if c[0] == label)
-    data = tiny_data(ragged=kind == "ragged", missing=kind == "missing")
+    data = tiny_data(ragged=kind == "ragged", missing=kind == "missing", counts=kind == "counts")
     spec = LatentSpec(2, 0) if preset.startswith("mdlag") else LatentSpec(1, 1)
     model = mbrila.build_model(preset, latent_spec=spec, y_dims=data.y_dims, T=data.T, dtype=torch.float64, **kw)
     result = model.fit(distributed.shard(data), max_iter=MAX_ITER, progress=False, **fit_kwargs)

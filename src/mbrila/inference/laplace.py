@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from mbrila.distributed import all_max
 from mbrila.inference.kalman import sequential
 from mbrila.inference.kalman.params import LGSSM
 from mbrila.inference.kalman.selected import filter_selected
@@ -117,6 +118,7 @@ def laplace_smoother(
     init: Tensor | None = None,
     max_newton: int = 50,
     tol: float | None = None,
+    all_processes: bool = False,
 ) -> LaplaceResult:
     """Laplace approximation of ``p(s | y)`` for Poisson counts ``y`` (see the module docstring).
 
@@ -129,6 +131,8 @@ def laplace_smoother(
     init : ``(B, T, D)`` starting path (e.g. the previous E-step's mode); default the prior mean, zero.
     max_newton : most Newton steps.
     tol : stop when no trial's drive ``η`` changes by more than ``tol`` in a step (default ``√ε`` of the dtype).
+    all_processes : in a data-parallel fit, apply ``tol`` to every process's trials together, so that all take the
+        same steps (a collective call: every process must make it; inference on one process leaves it False).
 
     Returns
     -------
@@ -172,7 +176,8 @@ def laplace_smoother(
         target, cov, cross = sequential.smooth(params.A, filt[0], filt[1], filt[3], filt[4])
         step = target - s
         change = (step[..., idx] @ Ca.mT).abs().amax((-1, -2))  # the full Newton step's largest change of η
-        if bool((change <= tol).all()):
+        largest = all_max(change.amax().reshape(1))[0] if all_processes else change.amax()
+        if bool(largest <= tol):
             # Within tolerance of the mode the quadratic model is exact to round-off: take the full step (a line
             # search would compare objectives that differ by less than their round-off).
             s, converged = target, True

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from mbrila.core.capabilities import register_engine
 from mbrila.core.results import Posterior
-from mbrila.distributed import active
+from mbrila.distributed import all_sum
 from mbrila.dynamics import FreeLDSLatent
 from mbrila.inference.em import EMEngine
 from mbrila.inference.kalman_em import KalmanEMEngine
@@ -72,12 +72,6 @@ class LaplaceEMEngine(EMEngine):
 
     def _begin(self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None) -> Any:
         check_counts(y, mask, "data.y")
-        if active():
-            raise ValueError(
-                "LaplaceEMEngine (count observations) does not fit in data parallel yet: its Newton iterations stop "
-                "on per-process criteria. Fit counts in one process (or fit square-root counts with the Gaussian "
-                "read-out across processes)."
-            )
         return SimpleNamespace(
             y=y,
             mask=mask,
@@ -103,10 +97,12 @@ class LaplaceEMEngine(EMEngine):
             init=state.mode,
             max_newton=self.max_newton,
             tol=self.newton_tol,
+            all_processes=True,
         )
         state.mode = post.mean
-        moments = StateMoments.from_posterior(post)
-        return float(post.log_likelihood.sum()), (prior, post, moments, moments)
+        local = StateMoments.from_posterior(post)
+        score = float(all_sum(post.log_likelihood.sum())[0])
+        return score, (prior, post, local, local.reduce(time_invariant=model.delay.constant))
 
     def _m_step(self, model: MultiRegionLatentModel, state: Any, stats: Any) -> None:
         prior, post, _, moments = stats

@@ -23,6 +23,7 @@ from scipy import stats
 from torch import Tensor
 
 from mbrila.core import MultiRegionData
+from mbrila.distributed import all_sum
 from mbrila.observations.counts import check_counts
 from mbrila.observations.linear import MultiRegionLinearObservation
 
@@ -83,9 +84,10 @@ def initialize_from_counts(
 def _set_loadings(obs: Any, C_sqrt: Tensor, y: Tensor, mask: Tensor | None) -> None:
     """The log-rate loadings and offsets from the Gaussian loadings on √y (module docstring)."""
     w = torch.ones_like(y) if mask is None else mask.to(y.dtype)
-    count = w.sum((0, 1)).clamp_min(1.0)
+    total, count = all_sum((y * w).sum((0, 1)), w.sum((0, 1)))  # every process's trials (mbrila.distributed)
+    count = count.clamp_min(1.0)
     # A neuron without a spike gets half a spike's rate: a finite offset that the M-step then lowers.
-    rate = ((y * w).sum((0, 1)) / count).clamp_min(0.5 / count)
+    rate = (total / count).clamp_min(0.5 / count)
     C = C_sqrt / sqrt_slope(rate)[:, None]
     norm = C.norm(dim=1, keepdim=True)
     C = C * (MAX_LOG_RATE_SD / norm.clamp_min(MAX_LOG_RATE_SD))

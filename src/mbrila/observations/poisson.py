@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mbrila.distributed import all_sum
 from mbrila.observations.linear import region_blocks
 
 #: Names of the links :class:`PoissonObservation` accepts.
@@ -217,7 +218,8 @@ class PoissonObservation(nn.Module):
 
         def objective(C: Tensor, d: Tensor) -> Tensor:
             mu, v = drive(C, d)
-            return self.expected_loglik(y0[None], rows_mask, mu[None], v[None])
+            # Summed over every process's trials in a data-parallel fit, as are the gradient and Hessian below.
+            return all_sum(self.expected_loglik(y0[None], rows_mask, mu[None], v[None]))[0]
 
         f = objective(C, d)
         for _ in range(self.newton_steps):
@@ -239,6 +241,7 @@ class PoissonObservation(nn.Module):
                 hess[:, :K, :] += aVc.mT
                 hess[:, :K, :K] += VcVc
             hess[:, :K, :K] += 2 * SV
+            grad, hess = all_sum(grad, hess)
             # −hess is positive definite for every neuron with data; a ridge of relative size √ε guards the rest.
             neg = -hess
             scale = neg.diagonal(dim1=-2, dim2=-1).amax(-1).clamp_min(1.0)
