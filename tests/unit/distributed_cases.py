@@ -97,10 +97,18 @@ def interrupted_and_resumed(label: str, ckpt: str) -> dict[str, Any]:
     return fit_case(label, resume=ckpt)
 
 
-def worker(rank: int, world: int, rendezvous: str, out: str) -> None:
-    """One process of the data-parallel run: every case on its shard; rank 0 writes the results."""
+def worker(rank: int, world: int, port: int, out: str) -> None:
+    """One process of the data-parallel run: every case on its shard; rank 0 writes the results.
+
+    It joins the group as a ``torchrun`` worker does, from the environment, through
+    :func:`mbrila.distributed.init_process_group`.
+    """
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    env = {"RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": world, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+    os.environ.update({k: str(v) for k, v in env.items()})
+    device = distributed.init_process_group("cpu")
+    assert device == torch.device("cpu") and torch.distributed.get_backend() == "gloo"
+    assert distributed.world_size() == world and distributed.rank() == rank
     try:
         results: dict[str, Any] = {}
         for label, *_ in CASES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import socket
 import time
 
 import pytest
@@ -23,7 +24,10 @@ def two_process_results(tmp_path_factory):
     out = str(tmp / "results.pt")
     ctx = mp.get_context("spawn")
     t0 = time.perf_counter()
-    procs = [ctx.Process(target=distributed_cases.worker, args=(r, 2, str(tmp / "rdv"), out)) for r in range(2)]
+    with socket.socket() as sock:  # a free port for the rendezvous
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    procs = [ctx.Process(target=distributed_cases.worker, args=(r, 2, port, out)) for r in range(2)]
     for p in procs:
         p.start()
     for p in procs:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from mbrila.distributed import all_max, all_min, all_sum, gather_labels
+from mbrila.distributed import all_max, all_min, all_sum, gather_labels, is_main
 
 
 class DataWarning(UserWarning):
@@ -123,6 +123,12 @@ def warn_ill_posed(
     """
     level = stacklevel + 1
     constant = constant_neurons(y, mask)
+    say = is_main()  # every process of a data-parallel fit reaches the same verdicts; rank 0 reports them
+
+    def warn(message: str) -> None:
+        if say:
+            warnings.warn(message, DataWarning, stacklevel=level + 1)
+
     observed = _observed(y, mask)
     starts = _region_starts(y_dims)
     zero_regions = []
@@ -130,21 +136,17 @@ def warn_ill_posed(
         sl = slice(starts[r], starts[r + 1])
         if not bool(all_max((observed[..., sl] != 0).any().to(y.dtype).reshape(1))[0] > 0):
             zero_regions.append(r)
-            warnings.warn(
+            warn(
                 f"region {name!r} is all zeros (every observed value is 0): it carries no signal and its loadings "
                 "stay near zero. Check the data pipeline, or leave the region out.",
-                DataWarning,
-                stacklevel=level,
             )
             continue
         idx = torch.nonzero(constant[sl]).flatten().tolist()
         if idx:
-            warnings.warn(
+            warn(
                 f"region {name!r}: neurons {idx} (indices within the region) are constant (every observed value "
                 "equal, e.g. silent): they carry no information; their noise variance is held at a small floor. "
                 "Drop them before fitting.",
-                DataWarning,
-                stacklevel=level,
             )
     skip = constant.clone()
     for r in zero_regions:
@@ -157,22 +159,18 @@ def warn_ill_posed(
             return f"{region_names[r]!r} neuron {n - starts[r]}"
 
         pairs = "; ".join(" = ".join(label(n) for n in g) for g in groups)
-        warnings.warn(
+        warn(
             f"identical neurons: {pairs}. A copy adds no information and makes the copies' noise variances collapse "
             "to their floor (a latent explains them exactly); drop the copies before fitting.",
-            DataWarning,
-            stacklevel=level,
         )
     if latents is None:
         return
     for r, (name, (n_a, n_w)) in enumerate(zip(region_names, latents, strict=True)):
         n_r = int(y_dims[r])
         if n_a + n_w > n_r:
-            warnings.warn(
+            warn(
                 f"region {name!r} has {n_r} neuron{'s' if n_r != 1 else ''} but {n_a + n_w} latents ({n_a} across + "
                 f"{n_w} within): more latents than neurons cannot be told apart within the region, so some loadings "
                 f"are not identifiable. Use at most {n_r} latents there (fewer within latents for this region: "
                 "LatentSpec(n_across, n_within=[one count per region]), or fewer across latents).",
-                DataWarning,
-                stacklevel=level,
             )
