@@ -18,8 +18,10 @@ Backends: ``gloo`` for CPU tensors, ``nccl`` for CUDA ones (:func:`backend_for`)
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -41,6 +43,7 @@ __all__ = [
     "global_count",
     "init_process_group",
     "is_main",
+    "local",
     "rank",
     "shard",
     "shard_bounds",
@@ -68,9 +71,24 @@ def traffic(reset: bool = False) -> Traffic:
     return out
 
 
+#: True inside :func:`local`: fits there see this process's data as all the data.
+_LOCAL: contextvars.ContextVar[bool] = contextvars.ContextVar("mbrila_local_fits", default=False)
+
+
 def active() -> bool:
-    """True inside an initialised process group of more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    """True inside an initialised process group of more than one process (and outside :func:`local`)."""
+    return not _LOCAL.get() and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+@contextlib.contextmanager
+def local() -> Iterator[None]:
+    """Within this block every function here is the identity, as in one process: fits on data this process holds
+    whole (a cross-validation fold, a bootstrap replicate) are not summed with the other processes'."""
+    token = _LOCAL.set(True)
+    try:
+        yield
+    finally:
+        _LOCAL.reset(token)
 
 
 def world_size() -> int:

@@ -117,6 +117,8 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
             results[label]["seconds"] = time.perf_counter() - t0
         results["traffic"] = distributed.traffic().bytes
         results["dlag_ssm-resumed"] = interrupted_and_resumed("dlag_ssm", str(Path(out).parent / "run.ckpt"))
+        with distributed.local():  # each process fits all the trials on its own (a CV fold, a replicate)
+            results["dlag_ssm-local"] = fit_case("dlag_ssm")
         if rank == 0:
             tmp = out + ".tmp"
             torch.save(results, tmp)

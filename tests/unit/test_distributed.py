@@ -47,11 +47,12 @@ def test_the_two_processes_finish_within_a_minute(two_process_results):
     assert elapsed < 60, f"the 2-process run took {elapsed:.1f} s"
 
 
-@pytest.mark.parametrize("label", [c[0] for c in CASES] + ["dlag_ssm-resumed"])
+@pytest.mark.parametrize("label", [c[0] for c in CASES] + ["dlag_ssm-resumed", "dlag_ssm-local"])
 def test_a_two_process_fit_equals_the_one_process_fit(two_process_results, label):
     # "dlag_ssm-resumed": interrupted after 4 iterations, resumed by both processes from rank 0's checkpoint.
+    # "dlag_ssm-local": every trial fitted by each process inside distributed.local() (nothing summed twice).
     results, _ = two_process_results
-    one = fit_case(label.removesuffix("-resumed"))
+    one = fit_case(label.removesuffix("-resumed").removesuffix("-local"))
     two = results[label]
     assert two["n_iter"] == one["n_iter"]
     t1, t2 = (torch.tensor(t, dtype=torch.float64) for t in (one["trace"], two["trace"]))

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from mbrila.distributed import local
+
 # Shared inputs of the tasks run in this worker process (set once by the pool initialiser; unused in-process).
 _SHARED: dict[str, Any] = {}
 
@@ -68,12 +70,15 @@ def run_tasks(
     fn : a module-level function (it is pickled by reference).
     tasks : the per-task inputs (small: indices, candidates).
     shared : inputs every task reads (sent once to each worker).
-    n_workers : processes; 1 runs the tasks here, one after another, with the current thread setting.
+    n_workers : processes; 1 runs the tasks here, one after another, with the current thread setting. Each task
+        holds its data whole: inside a data-parallel job (:mod:`mbrila.distributed`) its fits are not summed over
+        processes, and every process computes the same results.
     threads_per_worker : torch threads in each worker (default :func:`default_threads`).
     """
     n_workers, threads = check_workers(n_workers, threads_per_worker)
     if n_workers == 1 or len(tasks) <= 1:
-        return [fn(shared, task) for task in tasks]
+        with local():
+            return [fn(shared, task) for task in tasks]
     try:
         pickle.dumps((fn, list(tasks), shared))
     except (pickle.PicklingError, AttributeError, TypeError) as err:
