@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -211,18 +212,19 @@ def gather_labels(labels: Tensor) -> Tensor:
     return torch.stack(parts)
 
 
+def _dims(dims: int | Sequence[int]) -> tuple[int, ...]:
+    return (dims,) if isinstance(dims, int) else tuple(dims)
+
+
 def dsum(x: Tensor, dims: int | Sequence[int]) -> Tensor:
     """``x.sum(dims)`` over the trials of every process (``dims`` must include the trial axis)."""
-    return all_sum(x.sum((dims,) if isinstance(dims, int) else tuple(dims)))[0]
+    return all_sum(x.sum(_dims(dims)))[0]
 
 
 def dmean(x: Tensor, dims: int | Sequence[int]) -> Tensor:
     """``x.mean(dims)`` over the trials of every process (``dims`` must include the trial axis)."""
-    ds = (dims,) if isinstance(dims, int) else tuple(dims)
-    n = 1
-    for d in ds:
-        n *= x.shape[d]
-    total, count = all_sum(x.sum(ds), x.new_full((), float(n)))
+    ds = _dims(dims)
+    total, count = all_sum(x.sum(ds), x.new_full((), float(math.prod(x.shape[d] for d in ds))))
     return total / count
 
 

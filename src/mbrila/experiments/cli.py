@@ -40,9 +40,9 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 def resolve_device(name: str, join_group: bool = True) -> torch.device:
     """``"auto"`` → CUDA when available, else CPU; anything else is passed to :class:`torch.device`.
 
-    Under ``torchrun`` (and with ``join_group``) this also joins the process group (:func:`mbrila.distributed.init_process_group`: each process
-    then fits on its shard of the trials and takes the GPU of its local rank) and silences the printing of every
-    rank but 0.
+    Under ``torchrun`` (and with ``join_group``) this also joins the process group
+    (:func:`mbrila.distributed.init_process_group`: each process then fits on its shard of the trials and takes the
+    GPU of its local rank) and silences the printing of every rank but 0.
     """
     if name == "auto":
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from mbrila.core.capabilities import register_engine
-from mbrila.distributed import active, all_min, all_sum, global_count
+from mbrila.distributed import active, all_sum, global_count
 from mbrila.frequency import (
     angular_frequencies,
     delay_phases,
@@ -305,16 +305,16 @@ class VEMARDFreqEngine(_ARDEngine):
     # ------------------------------------------------------------------ engine hooks
     def _begin(self, model: Any, y: Tensor, mask: Tensor | None) -> Any:
         lengths = trial_lengths(mask, y.shape[0], y.shape[1], y.device)  # refuse unsupported masks before fitting
-        complete = all_min(torch.tensor([float(bool((lengths == y.shape[1]).all()))], dtype=y.dtype, device=y.device))
-        if bool(complete[0] > 0):  # every process's trials (a data-parallel fit takes one path on every process)
+        # Lengths over every process's trials in a data-parallel fit (mbrila.distributed): all processes then take
+        # the same path, and each length gets its group on every process.
+        (per_length,) = all_sum(torch.bincount(lengths, minlength=y.shape[1] + 1).to(y.dtype))
+        all_lengths = [int(L) for L in torch.nonzero(per_length).flatten().tolist()]
+        if all_lengths == [y.shape[1]]:
             mask = None  # every trial complete (lengths given but no padding): the complete-data statistics apply
         obs = model.observation
         obs.set_floor(y, mask)
         # The gap is chosen from the initialised model and then fixed (so every iteration's ELBO is that of one
         # model, and so are the posteriors the fitted model gives later).
-        # The lengths of every process's trials in a data-parallel fit (mbrila.distributed): each needs its group.
-        (per_length,) = all_sum(torch.bincount(lengths, minlength=y.shape[1] + 1).to(y.dtype))
-        all_lengths = [int(L) for L in torch.nonzero(per_length).flatten().tolist()]
         self.fitted_gaps.clear()
         self.fitted_gaps.update({L: self.default_gap(model, L) for L in all_lengths})
         stats = obs.data_statistics(y, mask)

@@ -276,7 +276,7 @@ class ARDObservation(nn.Module):
         ``trial_sum_y2`` ``(B, N)`` (this process's)."""
         w = _weights(y, mask)
         ty, ty2 = (y * w).sum(1), (y**2 * w).sum(1)
-        count, sum_y, sum_y2 = all_sum(w.sum((0, 1)) * y.new_ones(y.shape[-1]), ty.sum(0), ty2.sum(0))
+        count, sum_y, sum_y2 = all_sum(w.sum((0, 1)), ty.sum(0), ty2.sum(0))
         return {
             "count": count,
             "sum_y": sum_y,
