@@ -11,7 +11,10 @@ Each iteration ``k``:
    delays) of the expected complete-data objective; a block of steps that lowers it is undone
    (:func:`gradient_m_step`).
 
-The fit ends on a scoring E-step, so ``score_trace[-1]`` belongs to the parameters the model is left with.
+With ``accelerate="squarem"`` (DLAG's and ADM's default) every second update is extrapolated along the last two
+(:mod:`mbrila.inference.squarem`) and undone when the next E-step finds the objective lower, so the kept scores
+never fall. The fit ends on a scoring E-step, so ``score_trace[-1]`` belongs to the parameters the model is left
+with.
 Engines implement the hooks ``_begin``, ``_e_step``, ``_m_step``, ``_prior_objective`` and ``posterior``.
 """
 
@@ -36,6 +39,7 @@ from mbrila.distributed import is_main
 from mbrila.inference.adam import Adam
 from mbrila.inference.loop_state import LoopState
 from mbrila.inference.overrelax import ParameterRelaxation
+from mbrila.inference.squarem import ParameterSlot, Squarem, parameter_slots
 
 if TYPE_CHECKING:
     from mbrila.core import MultiRegionData
@@ -69,6 +73,12 @@ def _auto_tqdm() -> Any:
     from tqdm.auto import tqdm as auto
 
     return auto
+
+
+def _log_prior(model: Any) -> float:
+    """The delays' log prior (0 for models without one), the part of a MAP fit's objective beside the score."""
+    delay = getattr(model, "delay", None)
+    return 0.0 if delay is None else float(delay.log_prior())
 
 
 #: Round-off allowance of the gradient M-step's guard, in units of ``eps · |F|`` (``eps`` of the objective's dtype).
@@ -123,6 +133,8 @@ class EMEngine:
     patience : see ``tol``.
     sde_overrelax : growth factor of the adaptive over-relaxation of the kernels of SDE latents
         (:class:`~mbrila.inference.overrelax.ParameterRelaxation`); None takes plain gradient M-steps.
+    accelerate : ``"squarem"`` extrapolates every second EM update (:mod:`mbrila.inference.squarem`) in place of
+        the over-relaxation of the closed-form update; None (the default) runs that one.
     """
 
     max_iter: int = 300
@@ -131,11 +143,15 @@ class EMEngine:
     lr: float = 0.05
     patience: int = 3
     sde_overrelax: float | None = 2.0
+    accelerate: str | None = None
 
     #: Capabilities the model must provide (:mod:`mbrila.core.capabilities`).
     requires: ClassVar[frozenset[str]] = frozenset()
     #: Which latent blocks a preset builds for this engine: ``"state_space"`` or ``"dense"``.
     latent_form: ClassVar[str] = "state_space"
+
+    def __post_init__(self) -> None:
+        self._over_relaxed()  # refuses an unknown accelerator when the engine is built
 
     def check_model(self, model: Any) -> None:
         """Raise ``ValueError`` naming what is missing when this engine cannot fit ``model``."""
@@ -169,6 +185,20 @@ class EMEngine:
             return
         objective, scale = self._prior_objective(model, state, stats)
         gradient_m_step(lambda: objective() + model.delay.log_prior(), opt, scale, self.grad_steps)
+
+    def _squarem_slots(self, model: Any, state: Any) -> list[ParameterSlot]:
+        """What SQUAREM extrapolates: the kernel and delay parameters (engines add their closed-form ones), but
+        not those of SDE latents while their own over-relaxation runs (it grows its step to 1024×, which suits
+        their slow drift better than SQUAREM's)."""
+        relaxed = self.sde_overrelax is not None and hasattr(model, "sde_parameters")
+        sde = {id(p) for p in model.sde_parameters()} if relaxed else set()
+        return parameter_slots([p for p in model.dynamics_parameters() if id(p) not in sde])
+
+    def _over_relaxed(self) -> bool:
+        """Whether the engine's over-relaxation of its closed-form update runs (not when SQUAREM replaces it)."""
+        if self.accelerate not in (None, "squarem"):
+            raise ValueError(f"accelerate must be None or 'squarem'; got {self.accelerate!r}.")
+        return self.accelerate is None
 
     def _carry(self, state: Any) -> dict[str, Any]:
         """What this engine's per-fit ``state`` carries between iterations (tensors and plain data), for
@@ -213,6 +243,7 @@ class EMEngine:
         relax = None
         if opt is not None and sde_params and self.sde_overrelax is not None:
             relax = ParameterRelaxation(sde_params, self.sde_overrelax)
+        accel = None if self._over_relaxed() else Squarem(self._squarem_slots(model, state))
         trace: list[float] = []
         timings = {"e_step": 0.0, "m_step": 0.0, "grad_steps": 0.0}
         converged, calm, first_it = False, 0, 0
@@ -223,6 +254,8 @@ class EMEngine:
             self._restore(state, start.carry)
             if relax is not None and "relax_sde" in start.carry:
                 relax.load_state_dict(start.carry["relax_sde"])
+            if accel is not None and "squarem" in start.carry:
+                accel.load_state_dict(start.carry["squarem"])
             if callback is not None and start.callback is not None and hasattr(callback, "load_state_dict"):
                 callback.load_state_dict(start.callback)
             if start.done:
@@ -239,6 +272,8 @@ class EMEngine:
             carry = self._carry(state)
             if relax is not None:
                 carry["relax_sde"] = relax.state_dict()
+            if accel is not None:
+                carry["squarem"] = accel.state_dict()
             return LoopState(it, list(trace), calm, opt_state, carry, cb_state, done, converged)
 
         # A bar only on a terminal or in a notebook: redirected to a file, its carriage-return updates fill the log
@@ -257,6 +292,12 @@ class EMEngine:
                 score, stats = self._e_step(model, state, it == 0, trace[-1] if trace else None)
                 if relax is not None and trace and relax.reject(score, trace[-1]):
                     score, stats = self._e_step(model, state, False, None)
+                if accel is not None:
+                    # A jump moves the delays too, so it is judged on the fit's objective (ADM's includes the
+                    # delays' log prior), not on the likelihood alone.
+                    if accel.reject(score + _log_prior(model)):
+                        score, stats = self._e_step(model, state, False, None)
+                    accel.scored(score + _log_prior(model))
             trace.append(score)
             timings["e_step"] += time.perf_counter() - t0
             if show:
@@ -274,6 +315,8 @@ class EMEngine:
                 break
 
             t0 = time.perf_counter()
+            if accel is not None:
+                accel.begin()
             with torch.no_grad():
                 self._m_step(model, state, stats)
             timings["m_step"] += time.perf_counter() - t0
@@ -284,6 +327,8 @@ class EMEngine:
             self._dynamics_step(model, state, stats, opt)
             if relax is not None:
                 relax.step()
+            if accel is not None:
+                accel.step()
             timings["grad_steps"] += time.perf_counter() - t0
         bar.close()
         if checkpoint is not None:

@@ -31,6 +31,7 @@ from mbrila.inference.em import EMEngine
 from mbrila.inference.fisher import fisher_scoring, scoring_applicable
 from mbrila.inference.kalman.observation import project_observations
 from mbrila.inference.overrelax import OverRelaxation, observation_update
+from mbrila.inference.squarem import ParameterSlot, linear_observation_slots
 
 if TYPE_CHECKING:
     from mbrila.models.base import MultiRegionLatentModel
@@ -131,7 +132,7 @@ class ExactEMEngine(EMEngine):
 
     Parameters
     ----------
-    max_iter, tol, grad_steps, lr, patience, sde_overrelax : see :class:`~mbrila.inference.em.EMEngine`.
+    max_iter, tol, grad_steps, lr, patience, sde_overrelax, accelerate : see :class:`~mbrila.inference.em.EMEngine`.
     overrelax : growth factor of the adaptive over-relaxation of the ``C, d, R`` update; None runs plain EM.
     scoring_steps : guarded Fisher-scoring steps on timescales and constant delays per iteration
         (:mod:`mbrila.inference.fisher`); 0 uses ``grad_steps`` Adam steps instead (also used for blocks with
@@ -146,7 +147,7 @@ class ExactEMEngine(EMEngine):
 
     def _begin(self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None) -> Any:
         model.observation.set_floor(y, mask)
-        relax = OverRelaxation(self.overrelax) if self.overrelax is not None else None
+        relax = OverRelaxation(self.overrelax) if self.overrelax is not None and self._over_relaxed() else None
         return SimpleNamespace(y=y, mask=mask, T=y.shape[1], relax=relax, n_trials=global_count(y.shape[0]))
 
     def _condition(self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None) -> tuple[float, Any]:
@@ -160,6 +161,9 @@ class ExactEMEngine(EMEngine):
         if state.relax is not None and previous is not None and state.relax.reject(model.observation, score, previous):
             score, post = self._condition(model, state.y, state.mask)
         return score, post
+
+    def _squarem_slots(self, model: MultiRegionLatentModel, state: Any) -> list[ParameterSlot]:
+        return linear_observation_slots(model.observation) + super()._squarem_slots(model, state)
 
     def _m_step(self, model: MultiRegionLatentModel, state: Any, stats: DensePosterior) -> None:
         Exx = second_moments(stats, state.mask)

@@ -33,6 +33,7 @@ from mbrila.inference.kalman.api import Method
 from mbrila.inference.kalman.observation import data_sums
 from mbrila.inference.moments import StateMoments
 from mbrila.inference.overrelax import OverRelaxation, observation_update
+from mbrila.inference.squarem import ParameterSlot, linear_observation_slots
 
 if TYPE_CHECKING:
     from mbrila.models.base import MultiRegionLatentModel
@@ -47,7 +48,7 @@ class KalmanEMEngine(EMEngine):
 
     Parameters
     ----------
-    max_iter, tol, grad_steps, lr, patience, sde_overrelax : see :class:`~mbrila.inference.em.EMEngine`.
+    max_iter, tol, grad_steps, lr, patience, sde_overrelax, accelerate : see :class:`~mbrila.inference.em.EMEngine`.
     method : Kalman method: ``"auto"`` (fused on CPU, parallel scan on GPU), ``"fused"``, ``"parallel"``, ``"sequential"``.
     overrelax : growth factor ``η`` of the adaptive over-relaxation of the observation update; None runs plain EM.
     """
@@ -65,7 +66,7 @@ class KalmanEMEngine(EMEngine):
             mask=mask,
             T=y.shape[1],
             method=resolve_method(self.method, y.device),
-            relax=OverRelaxation(self.overrelax) if self.overrelax is not None else None,
+            relax=OverRelaxation(self.overrelax) if self.overrelax is not None and self._over_relaxed() else None,
             lds_blocks=[(i, blk) for i, (blk, _, _) in enumerate(model.blocks()) if isinstance(blk, FreeLDSLatent)],
             sums=data_sums(y) if mask is None else None,
         )
@@ -82,6 +83,9 @@ class KalmanEMEngine(EMEngine):
         local = StateMoments.from_posterior(post)
         # The read-out's update sums this shard's trials itself (with the data); the dynamics read all trials'.
         return score, (prior, post, local, local.reduce(time_invariant=model.delay.constant))
+
+    def _squarem_slots(self, model: MultiRegionLatentModel, state: Any) -> list[ParameterSlot]:
+        return linear_observation_slots(model.observation) + super()._squarem_slots(model, state)
 
     def _m_step(self, model: MultiRegionLatentModel, state: Any, stats: Any) -> None:
         prior, post, local, moments = stats

@@ -56,7 +56,7 @@ class LaplaceEMEngine(EMEngine):
 
     Parameters
     ----------
-    max_iter, tol, grad_steps, lr, patience, sde_overrelax : see :class:`~mbrila.inference.em.EMEngine`.
+    max_iter, tol, grad_steps, lr, patience, sde_overrelax, accelerate : see :class:`~mbrila.inference.em.EMEngine`.
     max_newton : most Newton steps per E-step.
     newton_tol : an E-step's Newton iterations stop once no drive ``η`` would change by more than this (the last
         step is taken; its covariances are those of the path it started from, within ``newton_tol`` of the mode).

@@ -130,8 +130,8 @@ class VEMARDEngine(_ARDEngine):
 
     Parameters
     ----------
-    max_iter, tol, grad_steps, lr, patience, sde_overrelax : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
-        :data:`ARD_TOL`).
+    max_iter, tol, grad_steps, lr, patience, sde_overrelax, accelerate : as :class:`~mbrila.inference.em.EMEngine`
+        (default ``tol =`` :data:`ARD_TOL`; SQUAREM extrapolates only the kernels and delays here).
     scoring_steps : guarded Fisher-scoring steps on timescales and delays per iteration, as
         :class:`~mbrila.inference.ExactEMEngine` (0: ``grad_steps`` Adam steps).
     """
@@ -166,8 +166,8 @@ class VEMKalmanARDEngine(_ARDEngine):
 
     Parameters
     ----------
-    max_iter, tol, grad_steps, lr, patience, sde_overrelax : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
-        :data:`ARD_TOL`).
+    max_iter, tol, grad_steps, lr, patience, sde_overrelax, accelerate : as :class:`~mbrila.inference.em.EMEngine`
+        (default ``tol =`` :data:`ARD_TOL`; SQUAREM extrapolates only the kernels and delays here).
     method : Kalman method, ``"auto"``, ``"fused"``, ``"parallel"`` or ``"sequential"``.
     """
 

@@ -115,8 +115,8 @@ class VEMARDFreqEngine(_ARDEngine):
 
     Parameters
     ----------
-    max_iter, tol, patience, sde_overrelax : as :class:`~mbrila.inference.em.EMEngine` (default ``tol =``
-        :data:`~mbrila.inference.vem_ard.ARD_TOL`).
+    max_iter, tol, patience, sde_overrelax, accelerate : as :class:`~mbrila.inference.em.EMEngine` (default
+        ``tol =`` :data:`~mbrila.inference.vem_ard.ARD_TOL`; SQUAREM extrapolates only the kernels and delays here).
     grad_steps, lr : Adam steps on timescales and delays per iteration, and their learning rate. The frequency
         prior term is cheap and smooth: 3 steps at 0.1 reach the same fits as 10 at 0.05 (synthetic seeds 10–12:
         identical delay RMSE and iteration counts) at a third of the cost.
