@@ -180,3 +180,21 @@ def test_an_interrupted_accelerated_fit_resumes_to_the_same_trace(tmp_path):
     resumed = build().fit(data, max_iter=20, tol=0.0, progress=False, resume=ckpt)
     assert resumed.score_trace == full.score_trace
 
+
+def test_the_delayed_presets_accelerate_by_default_and_user_settings_merge_over_theirs():
+    from mbrila.models.presets import ADM_TOL
+
+    def engine(name, **kw):
+        return mbrila.build_model(name, latent_spec=LatentSpec(1, 1), y_dims=(4, 3), T=12, **kw).engine
+
+    for name in ("dlag_ssm", "adm"):
+        assert engine(name).accelerate == "squarem", name
+    assert engine("dlag").accelerate is None  # the exact engine: opt-in
+    assert engine("dlag", engine_defaults={"accelerate": "squarem"}).accelerate == "squarem"
+    assert engine("adm").tol == ADM_TOL
+    merged = engine("adm", engine_defaults={"tol": 1e-5})  # the user's tol, the preset's accelerator
+    assert merged.tol == 1e-5 and merged.accelerate == "squarem"
+    assert engine("dlag_ssm", engine_defaults={"accelerate": None}).accelerate is None
+    assert engine("gpfa").accelerate is None and engine("lds").accelerate is None
+    counts = engine("adm", observation="poisson")  # Laplace EM: the preset's tol, no SQUAREM
+    assert counts.accelerate is None and counts.tol == ADM_TOL
