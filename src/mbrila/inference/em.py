@@ -295,9 +295,11 @@ class EMEngine:
                 if accel is not None:
                     # A jump moves the delays too, so it is judged on the fit's objective (ADM's includes the
                     # delays' log prior), not on the likelihood alone.
-                    if accel.reject(score + _log_prior(model)):
+                    objective = score + _log_prior(model)
+                    if accel.reject(objective):
                         score, stats = self._e_step(model, state, False, None)
-                    accel.scored(score + _log_prior(model))
+                        objective = score + _log_prior(model)
+                    accel.scored(objective)
             trace.append(score)
             timings["e_step"] += time.perf_counter() - t0
             if show:

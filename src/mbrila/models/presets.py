@@ -193,15 +193,12 @@ class _GPPreset(MultiRegionLatentModel):
         spec = latent_spec.for_regions(len(y_dims))
         factory = observation_factory(observation, link)
         if factory is None:
-            name = (engine if engine is not None else self.default_engine) if isinstance(engine, str | None) else ""
-            settings = {**self.engine_settings.get(str(name).lower(), {}), **(engine_defaults or {})}
+            settings = self._settings_for(engine, self.default_engine, engine_defaults)
             eng = resolve_engine(engine, LINEAR_ENGINES, self.default_engine, **settings)
         else:
             # Counts need the state-space engine (Laplace EM), whatever the preset's Gaussian default is. SQUAREM was
             # measured on Gaussian read-outs only, so Laplace EM keeps the preset's other settings without it.
-            own = self.engine_settings.get("kalman", {})
-            settings = {k: v for k, v in own.items() if k != "accelerate"}
-            settings.update(engine_defaults or {})
+            settings = self._settings_for(engine, "kalman", engine_defaults, drop=("accelerate",))
             eng = resolve_engine(engine, POISSON_ENGINES, "kalman", **settings)
         form = getattr(eng, "latent_form", "state_space")
         # GPFA's latents are all undelayed and take the RBF's SDE form, whose fidelity does not depend on the
@@ -238,6 +235,15 @@ class _GPPreset(MultiRegionLatentModel):
         """Multi-set CCA + AMUSE for the across latents, factor analysis for the within latents."""
         initialize_multi_region(self, data)
         return None
+
+    def _settings_for(
+        self, engine: Any, default: str, engine_defaults: dict[str, Any] | None, drop: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
+        """The preset's settings for the engine named ``engine`` (``default`` when None; none for an instance),
+        without the keys in ``drop``, under the user's ``engine_defaults``."""
+        name = default if engine is None else engine
+        own = self.engine_settings.get(name.lower(), {}) if isinstance(name, str) else {}
+        return {**{k: v for k, v in own.items() if k not in drop}, **(engine_defaults or {})}
 
 
 class GPFA(_GPPreset):
