@@ -77,6 +77,16 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def merged_records(path: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` after the rows of ``path``'s ``records`` whose ``(demo, seed)`` they do not cover: a partial run
+    replaces its own rows and keeps the others."""
+    if not path.exists():
+        return records
+    fresh = {(r["demo"], r.get("seed")) for r in records}
+    old = json.loads(path.read_text()).get("records", [])
+    return [r for r in old if (r["demo"], r.get("seed")) not in fresh] + records
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_info, write_json
+from _common import machine_info, merged_records, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 # name → (script, extra flags)
@@ -202,11 +202,7 @@ def main() -> None:
             continue
         measure({"demo": name}, script, ["--split-seeds", args.split_seeds, "--device", args.device, *flags], name)
     args.out = out_path
-    if args.out.exists():  # a partial run (--only) replaces its own rows and keeps the others
-        fresh = {(r["demo"], r.get("seed")) for r in records}
-        old = json.loads(args.out.read_text()).get("records", [])
-        records = [r for r in old if (r["demo"], r.get("seed")) not in fresh] + records
-    payload: dict[str, Any] = {"machine": machine_info(), "records": records}
+    payload: dict[str, Any] = {"machine": machine_info(), "records": merged_records(args.out, records)}
     if args.baseline is not None:
         payload["baseline"] = _describe(args.baseline)
         payload["current"] = _describe(ROOT)
