@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from mbrila.inference.kalman.selected import filter_selected
-from mbrila.inference.kalman.sequential import filter_info
+from mbrila.inference.kalman.sequential import filter_info, smooth, smooth_means
 from tests.reference.dense_gaussian import condition, state_moments
 from tests.unit.test_kalman_parity import random_model
 
@@ -77,3 +77,58 @@ def test_selected_filter_equals_dense_information_filter(tv, rank):
         # The filtered moments at the last step are the smoothed ones: the dense posterior's last block.
         assert rel_err(sel[0][b, -1], mean[-D:]) < TOL
         assert rel_err(sel[1][b, -1], cov[-D:, -D:]) < TOL
+
+
+@pytest.mark.parametrize("tv", [False, True])
+def test_smoothed_means_alone_equal_dense_posterior_means(tv):
+    """``smooth_means`` (what a Newton step reads) == the dense posterior mean of every step, per-trial precisions."""
+    params = random_model(D, 4, T, tv, seed=21 + tv)
+    F, u = factored_observations(2, seed=5)
+    Ja = F.mT @ F
+    ha = (F.mT @ u.unsqueeze(-1)).squeeze(-1)
+    filt = filter_selected(params.A, params.Q, params.m0, params.P0, IDX, Ja, ha)
+    means = smooth_means(params.A, filt[0], filt[1], filt[3], filt[4])
+    full_means, covs, _ = smooth(params.A, filt[0], filt[1], filt[3], filt[4])
+    mu, S = state_moments(params.A, params.Q, params.m0, params.P0, T)
+    E = torch.zeros(D, IDX.numel(), dtype=F64)
+    E[IDX, torch.arange(IDX.numel())] = 1.0
+    for b in range(B):
+        F_big = torch.block_diag(*[F[b, t] @ E.T for t in range(T)])
+        ub = u[b].reshape(-1)
+        mean, cov, _ = condition(mu, S, F_big, torch.zeros_like(ub), torch.ones_like(ub), ub)
+        assert rel_err(means[b], mean.reshape(T, D)) < TOL
+        for t in range(T):
+            assert rel_err(covs[b, t], cov[t * D : (t + 1) * D, t * D : (t + 1) * D]) < TOL
+    assert rel_err(means, full_means) < TOL
+
+
+def test_smoothed_means_alone_with_covariances_shared_by_trials():
+    """With one precision for every trial (covariances shared, ``B' = 1``) the means still equal the full pass's."""
+    params = random_model(D, 4, T, False, seed=3)
+    g = torch.Generator().manual_seed(4)
+    Fs = torch.randn(2, D, generator=g, dtype=F64)
+    h = torch.randn(B, T, D, generator=g, dtype=F64)
+    filt = filter_info(params.A, params.Q, params.m0, params.P0, Fs.T @ Fs, h)
+    assert filt[1].shape[0] == 1
+    assert (
+        rel_err(smooth_means(params.A, filt[0], filt[1], filt[3], filt[4]), smooth(params.A, *filt[:2], *filt[3:])[0])
+        < TOL
+    )
+
+
+def test_workspace_reuse_gives_the_fresh_result():
+    """A filter writing into a workspace another call filled returns what a call with fresh memory returns."""
+    params = random_model(D, 4, T, True, seed=8)
+    F1, u1 = factored_observations(1, seed=1)
+    F2, u2 = factored_observations(2, seed=2)
+    workspace = (torch.full((T, B, D, D), float("nan"), dtype=F64), torch.full((T, B, D, D), float("nan"), dtype=F64))
+    args = (params.A, params.Q, params.m0, params.P0, IDX)
+    filter_selected(*args, F1.mT @ F1, (F1.mT @ u1.unsqueeze(-1)).squeeze(-1), workspace=workspace)
+    Ja, ha = F2.mT @ F2, (F2.mT @ u2.unsqueeze(-1)).squeeze(-1)
+    reused = filter_selected(*args, Ja, ha, workspace=workspace)
+    fresh = filter_selected(*args, Ja, ha)
+    for a, b in zip(reused, fresh, strict=True):
+        assert torch.equal(a, b)
+    assert reused[1].data_ptr() == workspace[0].data_ptr()
+    with pytest.raises(ValueError, match="workspace"):
+        filter_selected(*args, Ja, ha, workspace=(workspace[0][:, :1], workspace[1]))

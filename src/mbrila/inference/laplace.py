@@ -87,6 +87,38 @@ class _PathPrior:
         return out
 
 
+def _readout_blocks(Ca: Tensor) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """The read-out's independent blocks: ``(entries, neurons, outer)`` per group of state entries that neurons load
+    on together (a region's latents), ``outer (n_neurons, e²)`` the products ``c_n c_nᵀ`` of its neurons' loadings.
+
+    ``J = Cᵀ diag(W) C`` is block-diagonal over these groups, so it is built block by block (``Σ_b n_b e_b²``
+    multiply-adds per step instead of ``N k²``).
+    """
+    support = Ca != 0
+    # Entries are linked when a neuron loads on both; the groups are the connected components of that graph.
+    linked = (support.T.to(Ca.dtype) @ support.to(Ca.dtype)) > 0
+    for _ in range(max(Ca.shape[1], 1).bit_length()):
+        linked = (linked.to(Ca.dtype) @ linked.to(Ca.dtype)) > 0
+    label = linked.to(torch.int64).argmax(-1)  # the first entry of each entry's group
+    out = []
+    for first in label.unique():
+        entries = torch.nonzero(label == first).flatten()
+        neurons = torch.nonzero(support[:, entries].any(-1)).flatten()
+        Cb = Ca[neurons][:, entries]
+        out.append((entries, neurons, (Cb.unsqueeze(-1) * Cb.unsqueeze(-2)).reshape(neurons.numel(), -1)))
+    return out
+
+
+def _pseudo_precision(W: Tensor, blocks: list[tuple[Tensor, Tensor, Tensor]], k: int) -> Tensor:
+    """``J^a_{b,t} = C_aᵀ diag(W_{b,t}) C_a`` as ``(B, T, k, k)``, one block of the read-out at a time."""
+    B, T, _ = W.shape
+    Ja = W.new_zeros(B, T, k, k)
+    for entries, neurons, outer in blocks:
+        e = entries.numel()
+        Ja[:, :, entries[:, None], entries] = (W[..., neurons].reshape(B * T, -1) @ outer).reshape(B, T, e, e)
+    return Ja
+
+
 def _check_inputs(params: LGSSM, y: Tensor, mask: Tensor | None, init: Tensor | None, link: str) -> None:
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}; got {link!r}.")
@@ -147,7 +179,7 @@ def laplace_smoother(
     idx = torch.nonzero(C.abs().sum(0) > 0).flatten()
     Ca = C[:, idx]
     k = Ca.shape[1]
-    outer = (Ca.unsqueeze(-1) * Ca.unsqueeze(-2)).reshape(-1, k * k)  # (N, k²)
+    blocks = _readout_blocks(Ca)
     y0 = y if mask is None else torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
     log_fact = torch.lgamma(y0 + 1)
     prior = _PathPrior(params)
@@ -167,13 +199,17 @@ def laplace_smoother(
     psi = ll.sum((-1, -2)) + prior(s)
     converged, n_newton = False, 0
     filt = None
+    D = params.state_dim
+    # Every Newton step's filter writes its covariances into the same memory (only the last step's are kept).
+    workspace = (y.new_empty(T, B, D, D), y.new_empty(T, B, D, D))
     for n_newton in range(1, max_newton + 1):  # noqa: B007 (the count is reported)
         # Pseudo-observations at the current path, then one smoother call gives the Newton target.
-        Ja = (W.reshape(B * T, -1) @ outer).reshape(B, T, k, k)
+        Ja = _pseudo_precision(W, blocks, k)
         ha = (g + W * u) @ Ca
-        filt = filter_selected(params.A, params.Q, params.m0, params.P0, idx, Ja, ha)
+        filt = filter_selected(params.A, params.Q, params.m0, params.P0, idx, Ja, ha, workspace=workspace)
         expansion = (u, ll, g, W)
-        target, cov, cross = sequential.smooth(params.A, filt[0], filt[1], filt[3], filt[4])
+        # A Newton step needs only the smoothed means; the covariances are computed once, after the last step.
+        target = sequential.smooth_means(params.A, filt[0], filt[1], filt[3], filt[4])
         step = target - s
         change = (step[..., idx] @ Ca.mT).abs().amax((-1, -2))  # the full Newton step's largest change of η
         largest = all_max(change.amax().reshape(1))[0] if all_processes else change.amax()
@@ -185,23 +221,30 @@ def laplace_smoother(
         slack = 64 * eps * (ll.abs().sum((-1, -2)) + psi.abs() + 1)
         alpha = torch.ones(B, dtype=y.dtype, device=y.device)
         done = torch.zeros(B, dtype=torch.bool, device=y.device)
-        s_new, psi_new = s, psi
+        s_new, psi_new, kept = s, psi, (u, ll, g, W)
         for _ in range(30):
             s_try = s + alpha[:, None, None] * step
-            _, ll_try, _, _ = terms(s_try)
-            psi_try = ll_try.sum((-1, -2)) + prior(s_try)
+            tried = terms(s_try)
+            psi_try = tried[1].sum((-1, -2)) + prior(s_try)
             # A fall of ψ within its round-off counts as no fall: near the mode the gain of a full step is below
             # the rounding error of ψ, and a strict test would halve steps there forever.
             take = (psi_try >= psi - slack) & ~done
-            s_new = torch.where(take[:, None, None], s_try, s_new)
+            if bool(take.all()):  # the usual case: every trial takes the full step, and its terms are kept as they are
+                s_new, psi_new, kept = s_try, psi_try, tried
+                break
+            pick = take[:, None, None]
+            s_new = torch.where(pick, s_try, s_new)
             psi_new = torch.where(take, psi_try, psi_new)
+            # The accepted trial points' terms are kept, so the next step needs no second pass over the counts.
+            kept = tuple(torch.where(pick, a, b) for a, b in zip(tried, kept, strict=True))  # type: ignore[assignment]
             done = done | take
             if bool(done.all()):
                 break
             alpha = 0.5 * alpha
         s, psi = s_new, psi_new
-        u, ll, g, W = terms(s)
+        u, ll, g, W = kept
     assert filt is not None
+    _, cov, cross = sequential.smooth(params.A, filt[0], filt[1], filt[3], filt[4])
     # The last smoother call was expanded at the path the final step (below tol) started from: its covariances
     # and its Laplace evidence are those of the mode up to that step.
     u_e, ll_e, g_e, W_e = expansion

@@ -68,10 +68,12 @@ def smooth(A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tens
     """
     T = mean_f.shape[1]
     m_s, P_s = mean_f[:, -1], cov_f[:, -1]
-    # Outputs written in place (stacking per-step lists would hold every covariance twice).
+    # Outputs written in place (stacking per-step lists would hold every covariance twice), time-major so that
+    # each step writes one contiguous block.
+    Bc, D = cov_f.shape[0], cov_f.shape[-1]
     means = mean_f.new_empty(mean_f.shape)
-    covs = cov_f.new_empty(cov_f.shape)
-    cross = cov_f.new_empty(cov_f.shape[0], T - 1, *cov_f.shape[-2:])
+    covs = cov_f.new_empty(T, Bc, D, D).transpose(0, 1)
+    cross = cov_f.new_empty(T - 1, Bc, D, D).transpose(0, 1)
     means[:, -1], covs[:, -1] = m_s, P_s
     for t in range(T - 2, -1, -1):
         G = smoother_gain(cov_f[:, t], _at(A, t), cov_p[:, t + 1])
@@ -80,3 +82,21 @@ def smooth(A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tens
         P_s = symmetrize(cov_f[:, t] + G @ (P_s - cov_p[:, t + 1]) @ G.mT)
         means[:, t], covs[:, t] = m_s, P_s
     return means, covs, cross
+
+
+def smooth_means(A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tensor) -> Tensor:
+    """The smoothed means of :func:`smooth` alone (same arguments), ``(B, T, D)``.
+
+    ``m^s_t = m_t + P_t A_tᵀ P⁻¹_{t+1|t} (m^s_{t+1} − m_{t+1|t})``: one Cholesky factorisation and a solve with one
+    vector per step, instead of the gain matrix and the covariance recursion (what a Newton step needs).
+    """
+    T = mean_f.shape[1]
+    means = mean_f.new_empty(mean_f.shape)
+    m_s = mean_f[:, -1]
+    means[:, -1] = m_s
+    for t in range(T - 2, -1, -1):
+        L, _info = torch.linalg.cholesky_ex(cov_p[:, t + 1])
+        x = torch.cholesky_solve((m_s - mean_p[:, t + 1]).unsqueeze(-1), L).squeeze(-1)
+        m_s = mean_f[:, t] + mv(cov_f[:, t], mv(_at(A, t).mT, x))
+        means[:, t] = m_s
+    return means
