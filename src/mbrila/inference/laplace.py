@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from mbrila.distributed import all_max
+from mbrila.inference.banded import BandedPrior
 from mbrila.inference.kalman import sequential
 from mbrila.inference.kalman.params import LGSSM
 from mbrila.inference.kalman.selected import filter_selected
@@ -183,6 +184,7 @@ def laplace_smoother(
     y0 = y if mask is None else torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
     log_fact = torch.lgamma(y0 + 1)
     prior = _PathPrior(params)
+    prior_args = (params.A, params.Q, params.m0, params.P0)
     B, T, _ = y.shape
 
     def terms(s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -198,18 +200,25 @@ def laplace_smoother(
     u, ll, g, W = terms(s)
     psi = ll.sum((-1, -2)) + prior(s)
     converged, n_newton = False, 0
-    filt = None
+    filt, filt_step = None, 0
+    # A lifted GP prior's path precision is block-banded: Newton steps solve with it directly (banded Cholesky);
+    # other priors (SDE or free LDS blocks) take the Kalman filter and the smoothed means.
+    banded = BandedPrior.build(params.A, params.Q, params.P0, idx, T) if k > 0 else None
     D = params.state_dim
-    # Every Newton step's filter writes its covariances into the same memory (only the last step's are kept).
-    workspace = (y.new_empty(T, B, D, D), y.new_empty(T, B, D, D))
-    for n_newton in range(1, max_newton + 1):  # noqa: B007 (the count is reported)
+    workspace: tuple[Tensor, Tensor] | None = None
+    for n_newton in range(1, max_newton + 1):
         # Pseudo-observations at the current path, then one smoother call gives the Newton target.
         Ja = _pseudo_precision(W, blocks, k)
         ha = (g + W * u) @ Ca
-        filt = filter_selected(params.A, params.Q, params.m0, params.P0, idx, Ja, ha, workspace=workspace)
-        expansion = (u, ll, g, W)
-        # A Newton step needs only the smoothed means; the covariances are computed once, after the last step.
-        target = sequential.smooth_means(params.A, filt[0], filt[1], filt[3], filt[4])
+        pseudo, expansion = (Ja, ha), (u, ll, g, W)
+        # A Newton step needs only the posterior means; the covariances are computed once, after the last step.
+        target = banded.newton_target(Ja, ha) if banded is not None else None
+        if target is None:
+            if workspace is None:
+                # Every Newton step's filter writes its covariances into the same memory (only the last is kept).
+                workspace = (y.new_empty(T, B, D, D), y.new_empty(T, B, D, D))
+            filt, filt_step = filter_selected(*prior_args, idx, Ja, ha, workspace=workspace), n_newton
+            target = sequential.smooth_means(params.A, filt[0], filt[1], filt[3], filt[4])
         step = target - s
         change = (step[..., idx] @ Ca.mT).abs().amax((-1, -2))  # the full Newton step's largest change of η
         largest = all_max(change.amax().reshape(1))[0] if all_processes else change.amax()
@@ -243,12 +252,15 @@ def laplace_smoother(
             alpha = 0.5 * alpha
         s, psi = s_new, psi_new
         u, ll, g, W = kept
-    assert filt is not None
+    # The Kalman filter and smoother at the last expansion point give the Laplace covariances and evidence.
+    if filt is None or filt_step != n_newton:
+        filt = filter_selected(*prior_args, idx, *pseudo, workspace=workspace)
     _, cov, cross = sequential.smooth(params.A, filt[0], filt[1], filt[3], filt[4])
+    info_ll = filt[2]
     # The last smoother call was expanded at the path the final step (below tol) started from: its covariances
     # and its Laplace evidence are those of the mode up to that step.
     u_e, ll_e, g_e, W_e = expansion
     const = (ll_e - g_e * u_e - 0.5 * W_e * u_e.square()).sum((-1, -2))
     return LaplaceResult(
-        mean=s, cov=cov, cross_cov=cross, log_likelihood=const + filt[2], n_newton=n_newton, converged=converged
+        mean=s, cov=cov, cross_cov=cross, log_likelihood=const + info_ll, n_newton=n_newton, converged=converged
     )
