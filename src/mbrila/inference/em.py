@@ -288,15 +288,20 @@ class EMEngine:
             if checkpoint is not None and it % checkpoint_every == 0 and not (start is not None and it == first_it):
                 checkpoint(loop_state(it))
             t0 = time.perf_counter()
+            # The last iteration's statistics go before the next E-step builds its own (a Laplace E-step's
+            # per-trial covariances are hundreds of MB), and likewise before a rejected step's E-step is redone.
+            stats = None
             with torch.no_grad():
                 score, stats = self._e_step(model, state, it == 0, trace[-1] if trace else None)
                 if relax is not None and trace and relax.reject(score, trace[-1]):
+                    stats = None
                     score, stats = self._e_step(model, state, False, None)
                 if accel is not None:
                     # A jump moves the delays too, so it is judged on the fit's objective (ADM's includes the
                     # delays' log prior), not on the likelihood alone.
                     objective = score + _log_prior(model)
                     if accel.reject(objective):
+                        stats = None
                         score, stats = self._e_step(model, state, False, None)
                         objective = score + _log_prior(model)
                     accel.scored(objective)

@@ -10,15 +10,17 @@ pseudo-observations::
 
     J_{b,t} = Cᵀ diag(W_{b,t}) C,    h_{b,t} = Cᵀ (g_{b,t} + W_{b,t} ⊙ (η̄_{b,t} − d))
 
-so each step is one Kalman smoother call, batched over trials (the precision differs between trials and steps,
-and touches only the state entries the read-out sees: :mod:`mbrila.inference.kalman.selected`). Steps are damped
-by halving until ``Ψ`` does not fall (per trial). At the mode ``ŝ`` the smoother's covariances are those of the
-Laplace approximation ``N(ŝ, (Λ + J)⁻¹)`` (``Λ`` the prior precision), and the Laplace approximation of the
-marginal likelihood is the integral of the prior times the expansion::
+so each step solves ``(Λ + J) s = h`` (``Λ`` the prior precision), batched over trials (the precision differs
+between trials and steps, and touches only the state entries the read-out sees). For an AR(P)-lifted prior the
+solve is a banded Cholesky of the path's precision (:mod:`mbrila.inference.banded`); for any other prior it is a
+Kalman filter (:mod:`mbrila.inference.kalman.selected`) and the smoothed means. Steps are damped by halving until
+``Ψ`` does not fall (per trial). Once a step is below the tolerance, one Kalman filter and RTS smoother at the last
+expansion point give the covariances of the Laplace approximation ``N(ŝ, (Λ + J)⁻¹)``, and the Laplace
+approximation of the marginal likelihood is the integral of the prior times the expansion::
 
     log p(y_b) ≈ Σ_{t,n} [ℓ(η̂) − g (η̂ − d) − ½ W (η̂ − d)²] + log ∫ p(s) exp(Σ_t h_tᵀ s_t − ½ s_tᵀ J_t s_t) ds
 
-(the second term is the information route's log-likelihood of the smoother call).
+(the second term is the information route's log-likelihood of that filter).
 
 ``log p(s)`` for the damping uses the pseudo-inverse of ``Q`` (a lifted GP's process noise drives only the newest
 lag): the smoother's means satisfy the lift's shift constraints, on which the path density is
@@ -207,7 +209,7 @@ def laplace_smoother(
     D = params.state_dim
     workspace: tuple[Tensor, Tensor] | None = None
     for n_newton in range(1, max_newton + 1):
-        # Pseudo-observations at the current path, then one smoother call gives the Newton target.
+        # Pseudo-observations at the current path, then one linear solve gives the Newton target.
         Ja = _pseudo_precision(W, blocks, k)
         ha = (g + W * u) @ Ca
         pseudo, expansion = (Ja, ha), (u, ll, g, W)
@@ -257,7 +259,7 @@ def laplace_smoother(
         filt = filter_selected(*prior_args, idx, *pseudo, workspace=workspace)
     _, cov, cross = sequential.smooth(params.A, filt[0], filt[1], filt[3], filt[4])
     info_ll = filt[2]
-    # The last smoother call was expanded at the path the final step (below tol) started from: its covariances
+    # The last expansion was at the path the final step (below tol) started from: its covariances
     # and its Laplace evidence are those of the mode up to that step.
     u_e, ll_e, g_e, W_e = expansion
     const = (ll_e - g_e * u_e - 0.5 * W_e * u_e.square()).sum((-1, -2))

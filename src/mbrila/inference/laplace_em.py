@@ -3,7 +3,7 @@
 Each iteration of the loop of :mod:`mbrila.inference.em`:
 
 1. E-step: the Laplace approximation of every trial's latent posterior (:func:`~mbrila.inference.laplace.
-   laplace_smoother`: Newton's method, one Kalman smoother call per step, warm-started from the previous
+   laplace_smoother`: Newton's method, one banded or Kalman solve per step, warm-started from the previous
    E-step's mode). Its score is the Laplace approximation of the marginal log-likelihood of the counts.
 2. M-step, read-out: each neuron's loadings and offset by Newton's method on the expected log-likelihood under
    the Gaussian posterior (:meth:`~mbrila.observations.PoissonObservation.m_step`); ``A, Q, P0`` of free LDS
@@ -60,7 +60,7 @@ class LaplaceEMEngine(EMEngine):
     max_newton : most Newton steps per E-step.
     newton_tol : an E-step's Newton iterations stop once no drive ``η`` would change by more than this (the last
         step is taken; its covariances are those of the path it started from, within ``newton_tol`` of the mode).
-        Warm-started from the previous mode, most E-steps then need one smoother call. ``posterior`` (inference
+        Warm-started from the previous mode, most E-steps then need two or three Newton steps. ``posterior`` (inference
         and prediction) runs to ``√ε``.
     """
 
@@ -102,12 +102,14 @@ class LaplaceEMEngine(EMEngine):
         state.mode = post.mean
         local = StateMoments.from_posterior(post)
         score = float(all_sum(post.log_likelihood.sum())[0])
-        return score, (prior, post, local, local.reduce(time_invariant=model.delay.constant))
+        # What the read-out's M-step reads: the region latents' means and covariances, not the state's (B, T, D, D)
+        # covariances, which are let go here.
+        region = (post.mean @ prior.H.mT, region_covariances(post.cov, prior.H))
+        return score, (prior, region, local, local.reduce(time_invariant=model.delay.constant))
 
     def _m_step(self, model: MultiRegionLatentModel, state: Any, stats: Any) -> None:
-        prior, post, _, moments = stats
-        H = prior.H
-        model.observation.m_step(state.y, state.mask, post.mean @ H.mT, region_covariances(post.cov, H))
+        prior, (Ex, Vx), _, moments = stats
+        model.observation.m_step(state.y, state.mask, Ex, Vx)
         for i, blk in state.lds_blocks:
             blk.m_step(moments.block(prior.slices[i], sum_over_time=True))
 
