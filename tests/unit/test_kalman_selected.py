@@ -49,6 +49,21 @@ def dense_form(Ja: torch.Tensor, ha: torch.Tensor) -> tuple[torch.Tensor, torch.
     return J, h
 
 
+def dense_posteriors(params, F: torch.Tensor, u: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+    """Per trial, the dense posterior of the stacked path given pseudo-data ``u_t ~ N(F_t Eᵀ s_t, I)``: its mean,
+    covariance and log-likelihood, and the constant ``c`` that separates that from the information route's."""
+    mu, S = state_moments(params.A, params.Q, params.m0, params.P0, T)
+    E = torch.zeros(D, IDX.numel(), dtype=F64)
+    E[IDX, torch.arange(IDX.numel())] = 1.0
+    out = []
+    for b in range(B):
+        F_big = torch.block_diag(*[F[b, t] @ E.T for t in range(T)])
+        ub = u[b].reshape(-1)
+        mean, cov, ll = condition(mu, S, F_big, torch.zeros_like(ub), torch.ones_like(ub), ub)
+        out.append((mean, cov, ll, -0.5 * (ub.numel() * math.log(2 * math.pi) + ub @ ub)))
+    return out
+
+
 @pytest.mark.parametrize("tv", [False, True])
 @pytest.mark.parametrize("rank", [1, 2])
 def test_selected_filter_equals_dense_information_filter(tv, rank):
@@ -65,14 +80,7 @@ def test_selected_filter_equals_dense_information_filter(tv, rank):
         assert rel_err(a, b) < TOL, name
 
     # The information-route log-likelihood against dense conditioning on the pseudo-data u_t ~ N(F_t Eᵀ s_t, I).
-    mu, S = state_moments(params.A, params.Q, params.m0, params.P0, T)
-    E = torch.zeros(D, IDX.numel(), dtype=F64)
-    E[IDX, torch.arange(IDX.numel())] = 1.0
-    for b in range(B):
-        F_big = torch.block_diag(*[F[b, t] @ E.T for t in range(T)])
-        ub = u[b].reshape(-1)
-        mean, cov, ll = condition(mu, S, F_big, torch.zeros_like(ub), torch.ones_like(ub), ub)
-        c = -0.5 * (ub.numel() * math.log(2 * math.pi) + ub @ ub)
+    for b, (mean, cov, ll, c) in enumerate(dense_posteriors(params, F, u)):
         assert abs(float(sel[2][b] - (ll - c))) < TOL * (1.0 + abs(float(ll - c)))
         # The filtered moments at the last step are the smoothed ones: the dense posterior's last block.
         assert rel_err(sel[0][b, -1], mean[-D:]) < TOL
@@ -89,13 +97,7 @@ def test_smoothed_means_alone_equal_dense_posterior_means(tv):
     filt = filter_selected(params.A, params.Q, params.m0, params.P0, IDX, Ja, ha)
     means = smooth_means(params.A, filt[0], filt[1], filt[3], filt[4])
     full_means, covs, _ = smooth(params.A, filt[0], filt[1], filt[3], filt[4])
-    mu, S = state_moments(params.A, params.Q, params.m0, params.P0, T)
-    E = torch.zeros(D, IDX.numel(), dtype=F64)
-    E[IDX, torch.arange(IDX.numel())] = 1.0
-    for b in range(B):
-        F_big = torch.block_diag(*[F[b, t] @ E.T for t in range(T)])
-        ub = u[b].reshape(-1)
-        mean, cov, _ = condition(mu, S, F_big, torch.zeros_like(ub), torch.ones_like(ub), ub)
+    for b, (mean, cov, _, _) in enumerate(dense_posteriors(params, F, u)):
         assert rel_err(means[b], mean.reshape(T, D)) < TOL
         for t in range(T):
             assert rel_err(covs[b, t], cov[t * D : (t + 1) * D, t * D : (t + 1) * D]) < TOL
