@@ -134,3 +134,19 @@ def test_workspace_reuse_gives_the_fresh_result():
     assert reused[1].data_ptr() == workspace[0].data_ptr()
     with pytest.raises(ValueError, match="workspace"):
         filter_selected(*args, Ja, ha, workspace=(workspace[0][:, :1], workspace[1]))
+
+
+@pytest.mark.parametrize("tv", [False, True])
+def test_smoothing_in_place_equals_smoothing_into_new_memory(tv):
+    """``smooth(in_place=True)`` writes over the filter's covariances and returns exactly the new-memory results."""
+    params = random_model(D, 4, T, tv, seed=31 + tv)
+    F, u = factored_observations(2, seed=7)
+    Ja, ha = F.mT @ F, (F.mT @ u.unsqueeze(-1)).squeeze(-1)
+    filt = filter_selected(params.A, params.Q, params.m0, params.P0, IDX, Ja, ha)
+    fresh = smooth(params.A, filt[0], filt[1], filt[3], filt[4])
+    kept = [x.clone() for x in filt]
+    inplace = smooth(params.A, *kept[:2], *kept[3:], in_place=True)
+    for a, b in zip(inplace, fresh, strict=True):
+        assert torch.equal(a, b)
+    assert inplace[1].data_ptr() == kept[1].data_ptr()
+    assert inplace[2].data_ptr() == kept[4][:, 1:].data_ptr()

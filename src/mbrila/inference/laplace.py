@@ -257,7 +257,8 @@ def laplace_smoother(
     # The Kalman filter and smoother at the last expansion point give the Laplace covariances and evidence.
     if filt is None or filt_step != n_newton:
         filt = filter_selected(*prior_args, idx, *pseudo, workspace=workspace)
-    _, cov, cross = sequential.smooth(params.A, filt[0], filt[1], filt[3], filt[4])
+    # In place: the covariances overwrite the filter's workspace instead of taking as much memory again.
+    _, cov, cross = sequential.smooth(params.A, filt[0], filt[1], filt[3], filt[4], in_place=True)
     info_ll = filt[2]
     # The last expansion was at the path the final step (below tol) started from: its covariances
     # and its Laplace evidence are those of the mode up to that step.

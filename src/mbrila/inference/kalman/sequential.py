@@ -60,27 +60,38 @@ def filter_info(
     return torch.stack(means, 1), cov, ll, torch.stack(pmeans, 1), pred_cov
 
 
-def smooth(A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def smooth(
+    A: Tensor, mean_f: Tensor, cov_f: Tensor, mean_p: Tensor, cov_p: Tensor, *, in_place: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """RTS backward pass over filtered and predicted moments (shapes as returned by :func:`filter_info`).
 
     Returns smoothed ``mean (B, T, D)``, ``cov (B', T, D, D)`` and ``cross_cov (B', T-1, D, D)`` with
     ``cross_cov[:, t] = Cov(x_{t+1}, x_t | y) = P^s_{t+1} G_tᵀ``.
+
+    ``in_place``: write the smoothed covariances over ``cov_f`` and the cross-covariances over ``cov_p[:, 1:]``
+    (each step reads its slots before writing them), so that per-trial covariances are not held twice; the
+    filter's outputs are consumed.
     """
     T = mean_f.shape[1]
     m_s, P_s = mean_f[:, -1], cov_f[:, -1]
-    # Outputs written in place (stacking per-step lists would hold every covariance twice), time-major so that
-    # each step writes one contiguous block.
     Bc, D = cov_f.shape[0], cov_f.shape[-1]
     means = mean_f.new_empty(mean_f.shape)
-    covs = cov_f.new_empty(T, Bc, D, D).transpose(0, 1)
-    cross = cov_f.new_empty(T - 1, Bc, D, D).transpose(0, 1)
-    means[:, -1], covs[:, -1] = m_s, P_s
+    if in_place:
+        covs, cross = cov_f, cov_p[:, 1:]
+    else:
+        # Outputs written in place (stacking per-step lists would hold every covariance twice), time-major so that
+        # each step writes one contiguous block.
+        covs = cov_f.new_empty(T, Bc, D, D).transpose(0, 1)
+        cross = cov_f.new_empty(T - 1, Bc, D, D).transpose(0, 1)
+        covs[:, -1] = P_s
+    means[:, -1] = m_s
     for t in range(T - 2, -1, -1):
         G = smoother_gain(cov_f[:, t], _at(A, t), cov_p[:, t + 1])
-        cross[:, t] = P_s @ G.mT
         m_s = mean_f[:, t] + mv(G, m_s - mean_p[:, t + 1])
-        P_s = symmetrize(cov_f[:, t] + G @ (P_s - cov_p[:, t + 1]) @ G.mT)
-        means[:, t], covs[:, t] = m_s, P_s
+        P_next = symmetrize(cov_f[:, t] + G @ (P_s - cov_p[:, t + 1]) @ G.mT)
+        cross[:, t] = P_s @ G.mT  # after the last read of cov_p[:, t + 1], which it may overwrite
+        means[:, t], covs[:, t] = m_s, P_next
+        P_s = P_next
     return means, covs, cross
 
 
