@@ -160,11 +160,12 @@ def _banded_solve(band: Tensor, h: Tensor, n: int) -> Tensor | None:
     B, _, P1, k, _ = band.shape
     P = P1 - 1
     y = h.clone()
+    # A failed pivot is checked once at the end (no device synchronisation per step): what follows it is discarded.
+    failed = torch.zeros((), dtype=torch.bool, device=band.device)
     for j in range(n):
         # Right-looking block Cholesky: factor the pivot, scale the panel below it, update the next P columns.
         Ljj, info = torch.linalg.cholesky_ex(band[:, j, 0])
-        if bool((info != 0).any()):
-            return None
+        failed = failed | (info != 0).any()
         band[:, j, 0] = Ljj
         X = torch.linalg.solve_triangular(Ljj.mT, band[:, j, 1:].reshape(B, P * k, k), upper=True, left=False)
         band[:, j, 1:] = X.reshape(B, P, k, k)
@@ -175,11 +176,12 @@ def _banded_solve(band: Tensor, h: Tensor, n: int) -> Tensor | None:
         yj = torch.linalg.solve_triangular(Ljj, y[:, j].unsqueeze(-1), upper=False)
         y[:, j] = yj.squeeze(-1)
         y[:, j + 1 : j + P + 1] -= (X @ yj).reshape(B, P, k)
+    if bool(failed):
+        return None
     x = y
     for j in range(n - 1, -1, -1):
         # Back substitution Lᵀ x = y: x_j = L_jj⁻ᵀ (y_j − Σ_m L(j+m, j)ᵀ x_{j+m}).
-        r = x[:, j] - (band[:, j, 1:].reshape(B, P * k, k).mT @ x[:, j + 1 : j + P + 1].reshape(B, P * k, 1)).squeeze(
-            -1
-        )
-        x[:, j] = torch.linalg.solve_triangular(band[:, j, 0].mT, r.unsqueeze(-1), upper=True).squeeze(-1)
+        panel = band[:, j, 1:].reshape(B, P * k, k)
+        r = x[:, j].unsqueeze(-1) - panel.mT @ x[:, j + 1 : j + P + 1].reshape(B, P * k, 1)
+        x[:, j] = torch.linalg.solve_triangular(band[:, j, 0].mT, r, upper=True).squeeze(-1)
     return x[:, :n]
