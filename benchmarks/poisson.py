@@ -5,10 +5,10 @@
 Both models are built at their defaults for the same generated counts (the headline DLAG scenario with Poisson
 observations: 50 trials × T = 200, 5 regions × 100 neurons, 2 across + 1 within latent per region), initialised,
 and fitted for a few iterations in this one process; the rows give seconds per iteration of each EM stage (the
-E-step's Newton steps included) and their ratio. A second section times one Newton step of the Laplace E-step both ways on the fitted Poisson
-model (pseudo-observations at its posterior mode): the banded Cholesky of the path's precision against the Kalman
-filter and smoothed means, with the largest difference of their results, and the final covariance pass (Kalman
-filter and RTS smoother). Nothing is asserted.
+E-step's Newton steps included) and their ratio. A second section times one Newton step of the Laplace E-step
+both ways on the fitted Poisson model (pseudo-observations at its posterior mode): the banded Cholesky of the path's
+precision against the Kalman filter and smoothed means, with the largest difference of their results, and the final
+covariance pass (Kalman filter and RTS smoother). Nothing is asserted.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ precision
 
 (``Π`` picks ``s_0``), which is block-banded: no block of it couples times more than ``P`` apart. A Newton step of
 the Laplace E-step solves ``(Λ + J) z = h`` with ``J`` block-diagonal (the pseudo-observations of the newest
-entries), and a banded Cholesky does that in ``O(n·P·k³)`` per trial — small ``k × k`` and ``Pk × k`` blocks
-instead of the Kalman filter's ``D × D`` covariances (``D = P·k``).
+entries), and a banded Cholesky does that in ``O(n·P²·k³)`` per trial — small ``k × k`` and ``Pk × k`` blocks
+instead of the Kalman filter's ``O(n·D³)`` covariances (``D = P·k``).
 
 The Kalman smoother stays the source of the posterior covariances and of the evidence
 (:mod:`mbrila.inference.laplace`): the banded route to the covariances (Takahashi's selected inversion) multiplies

@@ -202,24 +202,24 @@ def laplace_smoother(
     u, ll, g, W = terms(s)
     psi = ll.sum((-1, -2)) + prior(s)
     converged, n_newton = False, 0
-    filt, filt_step = None, 0
     # A lifted GP prior's path precision is block-banded: Newton steps solve with it directly (banded Cholesky);
     # other priors (SDE or free LDS blocks) take the Kalman filter and the smoothed means.
     banded = BandedPrior.build(params.A, params.Q, params.P0, idx, T) if k > 0 else None
     D = params.state_dim
     workspace: tuple[Tensor, Tensor] | None = None
-    for n_newton in range(1, max_newton + 1):
+    for n_newton in range(1, max_newton + 1):  # noqa: B007 (the count is reported)
         # Pseudo-observations at the current path, then one linear solve gives the Newton target.
         Ja = _pseudo_precision(W, blocks, k)
         ha = (g + W * u) @ Ca
         pseudo, expansion = (Ja, ha), (u, ll, g, W)
+        filt = None  # this step's Kalman filter, when it takes the Kalman route
         # A Newton step needs only the posterior means; the covariances are computed once, after the last step.
         target = banded.newton_target(Ja, ha) if banded is not None else None
         if target is None:
             if workspace is None:
                 # Every Newton step's filter writes its covariances into the same memory (only the last is kept).
                 workspace = (y.new_empty(T, B, D, D), y.new_empty(T, B, D, D))
-            filt, filt_step = filter_selected(*prior_args, idx, Ja, ha, workspace=workspace), n_newton
+            filt = filter_selected(*prior_args, idx, Ja, ha, workspace=workspace)
             target = sequential.smooth_means(params.A, filt[0], filt[1], filt[3], filt[4])
         step = target - s
         change = (step[..., idx] @ Ca.mT).abs().amax((-1, -2))  # the full Newton step's largest change of η
@@ -255,7 +255,7 @@ def laplace_smoother(
         s, psi = s_new, psi_new
         u, ll, g, W = kept
     # The Kalman filter and smoother at the last expansion point give the Laplace covariances and evidence.
-    if filt is None or filt_step != n_newton:
+    if filt is None:
         filt = filter_selected(*prior_args, idx, *pseudo, workspace=workspace)
     # In place: the covariances overwrite the filter's workspace instead of taking as much memory again.
     _, cov, cross = sequential.smooth(params.A, filt[0], filt[1], filt[3], filt[4], in_place=True)

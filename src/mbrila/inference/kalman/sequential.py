@@ -79,8 +79,8 @@ def smooth(
     if in_place:
         covs, cross = cov_f, cov_p[:, 1:]
     else:
-        # Outputs written in place (stacking per-step lists would hold every covariance twice), time-major so that
-        # each step writes one contiguous block.
+        # Preallocated outputs filled step by step (stacking per-step lists would hold every covariance twice),
+        # time-major so that each step writes one contiguous block.
         covs = cov_f.new_empty(T, Bc, D, D).transpose(0, 1)
         cross = cov_f.new_empty(T - 1, Bc, D, D).transpose(0, 1)
         covs[:, -1] = P_s
