@@ -143,7 +143,7 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", default=None, help="merge: result suffixes to combine into the first")
     ap.add_argument("--seeds", type=int, nargs="+", default=None)
     ap.add_argument("--folds", type=int, default=3)
-    ap.add_argument("--n-boot", type=int, default=20)
+    ap.add_argument("--n-boot", type=int, default=100)
     ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(1)
