@@ -86,8 +86,10 @@ def bootstrap_coverage(
     level: float = 0.95,
     n_workers: int = 1,
     threads_per_worker: int | None = None,
+    fit_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Bootstrap a preset fitted with the true latent counts and score its intervals (module docstring)."""
+    """Bootstrap a preset fitted with the true latent counts and score its intervals (module docstring);
+    ``fit_kwargs`` go to the replicates' fits only."""
     scen = headline_scenario(scenario, seed=seed, **(scenario_overrides or {}))
     data, truth = scen.sample()
     model = build_model(model_name, latent_spec=LatentSpec(scen.n_across, scen.n_within), y_dims=data.y_dims, T=data.T)
@@ -95,7 +97,14 @@ def bootstrap_coverage(
     fit = model.fit(data, progress=False)
     cold_s = time.perf_counter() - t0
     boot = bootstrap_delays(
-        model, data, n_boot, seed=seed, level=level, n_workers=n_workers, threads_per_worker=threads_per_worker
+        model,
+        data,
+        n_boot,
+        seed=seed,
+        level=level,
+        fit_kwargs=fit_kwargs,
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
     )
     post = model.infer(data)
     perm = match_latents(post.region(0)[..., : scen.n_across].cpu(), truth.latents_across[:, :, 0, :]).perm
@@ -108,6 +117,7 @@ def bootstrap_coverage(
         "model": model_name,
         "n_boot": n_boot,
         "level": level,
+        "replicate_fit_kwargs": dict(fit_kwargs or {}),
         "constant_delays": boot.constant,
         "cold_fit_s": cold_s,
         "cold_n_iter": fit.n_iter,

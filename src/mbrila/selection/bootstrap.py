@@ -2,7 +2,8 @@
 
 Replicate ``b`` resamples the ``n`` trials with replacement, ``I_b ~ Uniform{0..n−1}^n``, and refits the model on
 ``y[I_b]`` starting from the fitted parameters θ̂ (a warm start: the replicate stays in θ̂'s basin, which is what
-the interval should describe, and costs a fraction of a cold fit). Latents are identified only up to order and
+the interval should describe; it saves the initialisation, but EM's slow final approach to the replicate's optimum
+still takes about as many iterations as a cold fit's). Latents are identified only up to order and
 sign, so each replicate's latents are matched back to the original's before its estimates are read: on the
 original trials, the replicate's posterior means of the across latents (as region 0 sees them) are matched to
 θ̂'s by correlation (:func:`mbrila.metrics.match_latents`), and each region's within latents likewise.
@@ -27,14 +28,6 @@ from mbrila.core import MultiRegionData
 from mbrila.inference.em import quiet_fits
 from mbrila.metrics import match_latents
 from mbrila.selection.workers import check_workers, run_tasks
-
-#: Relative score change that ends a replicate's refit (the engines' own default, 1e-7, ends a cold fit). A
-#: replicate starts at θ̂, a sampling error away from its own optimum, and EM then creeps: on the reduced headline
-#: DLAG-SSM scenario (24 trials, data seeds 0 and 1, 6 replicates each) tol = 1e-7 took 120–223 iterations, as
-#: many as the cold fit, while at 1e-5 the replicates stopped after 33–79 with every delay within 0.005 bins of
-#: where 1e-7 ends (median 0.0014), against 95% intervals about 0.08 bins wide. ``fit_kwargs={"tol": ...}``
-#: overrides it.
-REPLICATE_TOL = 1e-5
 
 
 @dataclass
@@ -237,8 +230,11 @@ def bootstrap_delays(
     n_boot : replicates.
     seed : decides the resampled trials and every refit's random stream; a seed gives the same result.
     level : coverage of the percentile intervals, in (0, 1).
-    fit_kwargs : passed to each replicate's ``fit``; its ``tol`` defaults to :data:`REPLICATE_TOL`, everything else
-        to the engine's defaults.
+    fit_kwargs : passed to each replicate's ``fit`` (default: the engine's defaults). Keep the engine's ``tol``:
+        a replicate approaches its optimum from θ̂, so a looser one stops it short and narrows the intervals
+        (``benchmarks/selection.py tolerance``, 12 replicates of the reduced headline DLAG-SSM scenario: at 1e-5
+        a replicate's delay fell up to 14% short of its distance from θ̂, at 1e-6 up to 7%, at the default 1e-7
+        under 1%).
     n_workers, threads_per_worker : replicates run in ``n_workers`` processes (CPU models only).
     """
     if not isinstance(data, MultiRegionData):
@@ -263,7 +259,7 @@ def bootstrap_delays(
         "model": model,
         "data": data,
         "reference": reference,
-        "fit_kwargs": {"tol": REPLICATE_TOL, **(fit_kwargs or {})},
+        "fit_kwargs": dict(fit_kwargs or {}),
         "seed": int(seed),
     }
     reps = run_tasks(_replicate_task, tasks, shared, n_workers, threads_per_worker)
