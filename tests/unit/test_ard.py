@@ -3,6 +3,7 @@ coordinate-ascent updates that never lower the ELBO, engine names and capability
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -464,3 +465,41 @@ def test_pruned_latents_leave_q_x_exact_in_the_kalman_engine():
     assert rel_err(b.mean, a.mean) < TOL
     assert rel_err(b.cov, a.cov) < TOL
     assert rel_err(b.log_likelihood, a.log_likelihood) < TOL
+
+
+# ------------------------------------------------------------------------------------------------ read-out sweeps
+@pytest.mark.parametrize("masked", [False, True])
+def test_read_out_sweeps_raise_the_elbo_each_time_and_stop_on_the_tolerance(masked):
+    model, _, y, mask = fitted_mdlag(masked)
+    obs = model.observation
+    with torch.no_grad():
+        stats = obs.data_statistics(y, mask)
+        J, h, _ = obs.information(y, mask, None, stats)
+        post = dense_e_step(model, y, mask, J, h)
+        Exx = second_moments(post, mask)
+        moments = obs._moments(y, mask, post.mean, Exx)
+        state = {k: v.clone() for k, v in obs.state_dict().items()}
+        # readout_objective is the ELBO's read-out part: the ELBO minus it does not depend on q(θ).
+        rest = general_elbo(obs, y, mask, post, stats) - float(obs.readout_objective(moments, stats))
+        values = [general_elbo(obs, y, mask, post, stats)]
+        for _ in range(6):
+            assert obs.update(y, mask, post.mean, Exx, stats) == 1
+            values.append(general_elbo(obs, y, mask, post, stats))
+            assert abs(values[-1] - rest - float(obs.readout_objective(moments, stats))) < 1e-9 * abs(values[-1])
+        assert all(b >= a - 1e-9 * abs(a) for a, b in itertools.pairwise(values)), values
+        assert values[-1] > values[1]  # sweeps after the first still gain
+        one_by_one = {k: v.clone() for k, v in obs.state_dict().items()}
+        obs.load_state_dict(state)
+        assert obs.update(y, mask, post.mean, Exx, stats, sweeps=6, tol=0.0) == 6
+        for k, v in obs.state_dict().items():
+            assert torch.equal(v, one_by_one[k]), k  # six sweeps at once are six single updates
+        obs.load_state_dict(state)
+        # A tolerance no sweep's gain can exceed stops after the first sweep.
+        assert obs.update(y, mask, post.mean, Exx, stats, sweeps=6, tol=1.0) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_readout_sweeps_must_be_a_positive_int(bad):
+    for engine in (VEMARDEngine, VEMKalmanARDEngine, VEMARDFreqEngine):
+        with pytest.raises(ValueError, match="readout_sweeps must be an int"):
+            engine(readout_sweeps=bad)

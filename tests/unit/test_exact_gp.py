@@ -222,3 +222,65 @@ def test_exact_em_never_lowers_the_likelihood_and_the_callback_sees_its_paramete
     assert trace[-1] > trace[0]
     assert max(gaps) < 1e-10, max(gaps)
     assert abs(float(model.infer(data).log_likelihood.sum()) - trace[-1]) < 1e-10 * abs(trace[-1])
+
+
+# ------------------------------------------------------------------------------------------------ reused factors
+def _spd(n: int, seed: int) -> torch.Tensor:
+    A = torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    return A @ A.mT + n * torch.eye(n, dtype=F64)
+
+
+def test_prior_factors_reuse_only_an_equal_matrix():
+    from mbrila.inference.dense import PriorFactors
+
+    cache = PriorFactors()
+    K = _spd(6, 0)
+    Kinv, logdet = cache.get(0, K)
+    assert rel_err(Kinv, torch.linalg.inv(K)) < TOL
+    assert abs(float(logdet) - float(torch.linalg.slogdet(K)[1])) < 1e-10
+    again = cache.get(0, K.clone())
+    assert again is not None and again[0] is Kinv  # an equal matrix under the same key: the stored factorisation
+    K2 = K.clone()
+    K2[0, 0] += 1e-9  # one entry differs: recomputed, not reused
+    Kinv2, _ = cache.get(0, K2)
+    assert Kinv2 is not Kinv and rel_err(Kinv2, torch.linalg.inv(K2)) < TOL
+    assert cache.get(1, K)[0] is not Kinv  # another block's key never sees block 0's entry
+    assert cache.get(0, -K) is None  # not positive definite
+    with pytest.raises(ValueError, match="prior covariance of a GP latent is not positive definite"):
+        from mbrila.inference.dense import prior_factors
+
+        prior_factors([-K], [0], PriorFactors())
+
+
+def test_fisher_scoring_with_the_e_step_factors_takes_the_same_step():
+    """The fit shares one factorisation cache between the E-step and the Fisher step; the step must be the one a
+    fresh computation gives, and a cache primed at other parameters must not leak into it."""
+    import copy
+
+    from mbrila.inference.dense import PriorFactors
+    from mbrila.inference.exact_em import dense_e_step, reduce_blocks
+    from mbrila.inference.fisher import fisher_scoring
+    from mbrila.inference.kalman.observation import project_observations
+
+    data, _ = MultiRegionScenario(n_trials=4, T=12, y_dims=(4, 3), seed=3).sample()
+    model = mbrila.DLAG(LatentSpec(1, 1), data.y_dims, data.T, engine="exact")
+    model.fit(data, max_iter=2, progress=False)
+    y, mask = model._data(data)
+    obs = model.observation
+    with torch.no_grad():
+        J, h, _ = project_observations(obs.C, obs.d, obs.R, y, mask)
+        primed = PriorFactors()
+        post = reduce_blocks(dense_e_step(model, y, mask, J, h, primed))
+    stale = PriorFactors()
+    other = copy.deepcopy(model)
+    for blk in other.across:
+        blk.kernel.timescale = 2.0 * float(blk.kernel.timescale.detach())
+    for b, K in enumerate(other.dense_covariances()):
+        stale.get(b, K)  # factorisations at other parameters under the same keys
+    results = []
+    for cache in (None, primed, stale):
+        m = copy.deepcopy(model)
+        fisher_scoring(m, post.block_second, y.shape[0], data.T, n_steps=2, cache=cache)
+        results.append(torch.cat([p.detach().reshape(-1) for p in m.parameters()]))
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+    assert not torch.equal(results[0], torch.cat([p.detach().reshape(-1) for p in model.parameters()]))

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mbrila.utils.linalg import symmetrize
-
 
 @dataclass(frozen=True)
 class DenseLayout:
@@ -91,8 +89,9 @@ class DensePosterior:
     block_second : per block, ``Σ_trials E[z_b z_bᵀ]`` ``(V_b·T, V_b·T)``.
     log_z : ``(B,)`` ``log Z`` of each trial.
     cov : ``(G, M, M)`` full posterior covariances of ``z``; kept for :meth:`kl_to_prior`.
-    prior_inv, prior_logdet : ``K⁻¹ (M, M)`` and ``log|K|``.
+    prior_inv, prior_logdet : per block ``K_b⁻¹`` and ``log|K|``.
     z_mean : ``(B, M)`` posterior means of ``z``.
+    block_slices : each block's range in ``z``.
     """
 
     mean: Tensor
@@ -101,9 +100,10 @@ class DensePosterior:
     block_second: list[Tensor]
     log_z: Tensor
     cov: Tensor
-    prior_inv: Tensor
+    prior_inv: list[Tensor]
     prior_logdet: Tensor
     z_mean: Tensor
+    block_slices: tuple[slice, ...]
 
     def trial_cov(self) -> Tensor:
         """``(B, T, K, K)`` (or ``(1, T, K, K)`` when one group) posterior covariances of ``x_t`` per trial."""
@@ -112,22 +112,72 @@ class DensePosterior:
     def kl_to_prior(self) -> Tensor:
         """``Σ_trials KL(q(z) ‖ N(0, K))``: ``½ [tr(K⁻¹(Σ + m mᵀ)) − M + log|K| − log|Σ|]`` per trial."""
         n_g = torch.bincount(self.group, minlength=self.cov.shape[0]).to(self.cov.dtype)
-        tr_cov = (self.prior_inv * self.cov).sum((-1, -2))  # tr(K⁻¹ Σ_g): both symmetric
+        # K⁻¹ is block-diagonal: tr(K⁻¹ Σ_g) and mᵀK⁻¹m need only each block's part of Σ and m (both symmetric).
+        pairs = list(zip(self.prior_inv, self.block_slices, strict=True))
+        tr_cov = torch.stack([(Ki * self.cov[:, sl, sl]).sum((-1, -2)) for Ki, sl in pairs]).sum(0)
         logdet_cov = torch.linalg.slogdet(self.cov)[1]
-        quad = ((self.z_mean @ self.prior_inv) * self.z_mean).sum(-1)
+        quad = torch.stack([((self.z_mean[:, sl] @ Ki) * self.z_mean[:, sl]).sum(-1) for Ki, sl in pairs]).sum(0)
         M = self.cov.shape[-1]
         per_group = tr_cov - M + self.prior_logdet - logdet_cov
         return 0.5 * ((n_g * per_group).sum() + quad.sum())
 
 
+def _not_positive_definite(what: str) -> ValueError:
+    return ValueError(
+        f"the {what} is not positive definite: the model is numerically degenerate (a kernel or delays that "
+        "make two latent views coincide, or noise variances at zero); raise the GP nugget eps or use float64."
+    )
+
+
 def _cholesky(P: Tensor, what: str) -> Tensor:
     L, info = torch.linalg.cholesky_ex(P)
     if bool((info != 0).any()):
-        raise ValueError(
-            f"the {what} is not positive definite: the model is numerically degenerate (a kernel or delays that "
-            "make two latent views coincide, or noise variances at zero); raise the GP nugget eps or use float64."
-        )
+        raise _not_positive_definite(what)
     return L
+
+
+class PriorFactors:
+    """``(K_b⁻¹, log|K_b|)`` of the last prior covariance seen for each GP block, reused when it comes back unchanged.
+
+    An EM iteration factorises each ``K_b`` twice at the same parameters: the Fisher step's first objective is at the
+    E-step's parameters, and the next E-step at the step's accepted ones. A hit needs the matrix equal entry for
+    entry, so a reused factorisation is the one that would have been computed. The returned tensors are shared:
+    callers must not modify them in place.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def get(self, key: int, K: Tensor) -> tuple[Tensor, Tensor] | None:
+        """``(K⁻¹, log|K|)`` of block ``key``'s covariance ``K``; None when ``K`` is not positive definite."""
+        K = K.detach()
+        last = self._last.get(key)
+        if last is not None and last[0].shape == K.shape and torch.equal(last[0], K):
+            return last[1], last[2]
+        L, info = torch.linalg.cholesky_ex(K)
+        if bool(info != 0):
+            return None
+        out = (torch.cholesky_inverse(L), 2 * L.diagonal().log().sum())
+        self._last[key] = (K, *out)
+        return out
+
+
+def prior_factors(
+    covs: Sequence[Tensor], keys: Sequence[int] | None = None, cache: PriorFactors | None = None
+) -> list[tuple[Tensor, Tensor]]:
+    """``(K_b⁻¹, log|K_b|)`` per block (through ``cache`` under ``keys`` when given); a clear error when one is not
+    positive definite."""
+    out = []
+    for i, K in enumerate(covs):
+        if cache is None:
+            L = _cholesky(K, "prior covariance of a GP latent")
+            out.append((torch.cholesky_inverse(L), 2 * L.diagonal().log().sum()))
+            continue
+        got = cache.get(i if keys is None else keys[i], K)
+        if got is None:
+            raise _not_positive_definite("prior covariance of a GP latent")
+        out.append(got)
+    return out
 
 
 def dense_posterior(
@@ -137,6 +187,7 @@ def dense_posterior(
     h: Tensor,
     group: Tensor | None = None,
     *,
+    factors: Sequence[tuple[Tensor, Tensor]] | None = None,
     chunk_bytes: int = 2**28,
 ) -> DensePosterior:
     """Condition the dense GP latents on the information-form observation (module docstring).
@@ -148,29 +199,35 @@ def dense_posterior(
     J : ``(K, K)`` shared by all trials and times, or ``(G, T, K, K)`` per observation group.
     h : ``(B, T, K)``.
     group : ``(B,)`` group of each trial (needed when ``J`` is per group).
+    factors : per block ``(K_b⁻¹, log|K_b|)`` when already known (:func:`prior_factors`); computed otherwise.
     chunk_bytes : memory bound of the per-trial solves when groups differ.
     """
     B = h.shape[0]
     M = layout.size
-    Ls = [_cholesky(K, "prior covariance of a GP latent") for K in covs]
-    prior_inv = torch.block_diag(*[torch.cholesky_inverse(L) for L in Ls])
-    prior_logdet = torch.stack([2 * L.diagonal().log().sum() for L in Ls]).sum()
-    t, r = layout.time, layout.row
-    same_t = (t[:, None] == t[None, :]).to(h.dtype)
     if J.ndim == 2:
-        Jz = (J[r[:, None], r[None, :]] * same_t)[None]
         group = torch.zeros(B, dtype=torch.long, device=h.device)
-    else:
-        if group is None:
-            raise ValueError("group is required when J is given per observation group.")
-        Jz = J[:, t[:, None], r[:, None], r[None, :]] * same_t
-    L = _cholesky(symmetrize(prior_inv + Jz), "posterior precision of the latents")
-    del Jz
+    elif group is None:
+        raise ValueError("group is required when J is given per observation group.")
+    G = 1 if J.ndim == 2 else J.shape[0]
+    factors = prior_factors(covs) if factors is None else factors
+    prior_inv = [Kinv for Kinv, _ in factors]
+    prior_logdet = torch.stack([logdet for _, logdet in factors]).sum()
+    # P = K⁻¹ + Jz written in place: the blocks' inverses on the diagonal, then J at each time step's T·K² entries
+    # (Jz is zero elsewhere; building it densely cost more than the factorisation at small M). The Cholesky reads
+    # only the lower triangle, so round-off asymmetry of J needs no symmetrising pass over M² entries.
+    P = h.new_zeros(G, M, M)
+    for Kinv, sl in zip(prior_inv, layout.block_slices, strict=True):
+        P[:, sl, sl] = Kinv
+    at = layout.at
+    T, K = at.shape
+    rows, cols = at[:, :, None].expand(T, K, K), at[:, None, :].expand(T, K, K)
+    P[:, rows, cols] += J
+    L = _cholesky(P, "posterior precision of the latents")
+    del P
     logdet_P = 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)  # (G,)
-    cov = symmetrize(torch.cholesky_inverse(L))
+    cov = torch.cholesky_inverse(L)  # exactly symmetric (LAPACK fills one triangle, torch mirrors it)
     del L
-    hz = h[:, t, r]  # (B, M)
-    G = cov.shape[0]
+    hz = h[:, layout.time, layout.row]  # (B, M)
     if G == 1:
         z_mean = hz @ cov[0]
     else:
@@ -180,7 +237,6 @@ def dense_posterior(
             idx = slice(s, min(B, s + step))
             z_mean[idx] = (cov[group[idx]] @ hz[idx, :, None]).squeeze(-1)
     log_z = 0.5 * (hz * z_mean).sum(-1) - 0.5 * prior_logdet - 0.5 * logdet_P[group]
-    at = layout.at
     time_cov = cov[:, at[:, :, None], at[:, None, :]]
     counts = torch.bincount(group, minlength=G).to(h.dtype)
     block_second = []
@@ -197,4 +253,5 @@ def dense_posterior(
         prior_inv=prior_inv,
         prior_logdet=prior_logdet,
         z_mean=z_mean,
+        block_slices=layout.block_slices,
     )

@@ -26,7 +26,14 @@ from mbrila.core.capabilities import register_engine
 from mbrila.core.results import Posterior
 from mbrila.distributed import all_sum, global_count
 from mbrila.dynamics.exact_gp import dense_expected_log_prior
-from mbrila.inference.dense import DensePosterior, dense_layout, dense_posterior, observation_groups
+from mbrila.inference.dense import (
+    DensePosterior,
+    PriorFactors,
+    dense_layout,
+    dense_posterior,
+    observation_groups,
+    prior_factors,
+)
 from mbrila.inference.em import EMEngine
 from mbrila.inference.fisher import fisher_scoring, scoring_applicable
 from mbrila.inference.kalman.observation import project_observations
@@ -37,12 +44,15 @@ if TYPE_CHECKING:
     from mbrila.models.base import MultiRegionLatentModel
 
 
-def dense_e_step(model: Any, y: Tensor, mask: Tensor | None, J: Tensor, h: Tensor) -> DensePosterior:
+def dense_e_step(
+    model: Any, y: Tensor, mask: Tensor | None, J: Tensor, h: Tensor, cache: PriorFactors | None = None
+) -> DensePosterior:
     """Condition ``model``'s dense GP latents on an information-form observation of ``y``'s trials.
 
     ``J`` is ``(K, K)`` without a mask, else ``(B, T, K, K)`` (one per trial; one per observation group is used).
     Blocks listed by ``model.inactive_blocks()`` (latents an ARD fit has pruned: zero loadings) are left out of
-    the factorisation; their posterior is their prior (mean 0, the prior's marginal covariance).
+    the factorisation; their posterior is their prior (mean 0, the prior's marginal covariance). ``cache`` reuses
+    the prior blocks' factorisations of a fit's Fisher steps (keyed by block index).
     """
     B, T = y.shape[:2]
     n_x = sum(model.latent_dims)
@@ -52,14 +62,16 @@ def dense_e_step(model: Any, y: Tensor, mask: Tensor | None, J: Tensor, h: Tenso
     rows_all = model.view_rows()
     if not skip:
         layout = dense_layout(rows_all, n_x, T, y.device)
-        return dense_posterior(covs, layout, J if J.ndim == 2 else J[first], h, group)
+        factors = prior_factors(covs, range(len(covs)), cache)
+        return dense_posterior(covs, layout, J if J.ndim == 2 else J[first], h, group, factors=factors)
     keep = [b for b in range(len(covs)) if b not in skip]
     rows = torch.as_tensor([r for b in keep for r in rows_all[b]], dtype=torch.long, device=y.device)
     local = torch.full((n_x,), -1, dtype=torch.long, device=y.device)
     local[rows] = torch.arange(rows.shape[0], device=y.device)
     layout = dense_layout([local[torch.as_tensor(rows_all[b])].tolist() for b in keep], rows.shape[0], T, y.device)
     Jk = J[rows][:, rows] if J.ndim == 2 else J[first][..., rows, :][..., rows]
-    post = dense_posterior([covs[b] for b in keep], layout, Jk, h[..., rows], group)
+    factors = prior_factors([covs[b] for b in keep], keep, cache)
+    post = dense_posterior([covs[b] for b in keep], layout, Jk, h[..., rows], group, factors=factors)
     # Back to all rows of x: the skipped blocks keep their prior.
     mean = h.new_zeros(B, T, n_x)
     mean[..., rows] = post.mean
@@ -104,7 +116,9 @@ def dense_dynamics_step(engine: Any, model: Any, state: Any, post: DensePosterio
     if opt is None:
         return
     if engine.scoring_steps > 0 and scoring_applicable(model):
-        fisher_scoring(model, post.block_second, state.n_trials, state.T, n_steps=engine.scoring_steps)
+        fisher_scoring(
+            model, post.block_second, state.n_trials, state.T, n_steps=engine.scoring_steps, cache=state.factors
+        )
     else:
         EMEngine._dynamics_step(engine, model, state, post, opt)
 
@@ -148,18 +162,21 @@ class ExactEMEngine(EMEngine):
     def _begin(self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None) -> Any:
         model.observation.set_floor(y, mask)
         relax = OverRelaxation(self.overrelax) if self.overrelax is not None and self._over_relaxed() else None
-        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], relax=relax, n_trials=global_count(y.shape[0]))
+        n_trials = global_count(y.shape[0])
+        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], relax=relax, n_trials=n_trials, factors=PriorFactors())
 
-    def _condition(self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None) -> tuple[float, Any]:
+    def _condition(
+        self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None, cache: PriorFactors | None = None
+    ) -> tuple[float, Any]:
         obs = model.observation
         J, h, c = project_observations(obs.C, obs.d, obs.R, y, mask)
-        post = reduce_blocks(dense_e_step(model, y, mask, J, h))
+        post = reduce_blocks(dense_e_step(model, y, mask, J, h, cache))
         return float(all_sum((c + post.log_z).sum())[0]), post
 
     def _e_step(self, model: MultiRegionLatentModel, state: Any, first: bool, previous: float | None) -> Any:
-        score, post = self._condition(model, state.y, state.mask)
+        score, post = self._condition(model, state.y, state.mask, state.factors)
         if state.relax is not None and previous is not None and state.relax.reject(model.observation, score, previous):
-            score, post = self._condition(model, state.y, state.mask)
+            score, post = self._condition(model, state.y, state.mask, state.factors)
         return score, post
 
     def _squarem_slots(self, model: MultiRegionLatentModel, state: Any) -> list[ParameterSlot]:

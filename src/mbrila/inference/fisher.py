@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mbrila.inference.dense import PriorFactors
+
 #: Blocks with more free scalar parameters than this (e.g. time-varying delay trajectories) are left to the
 #: first-order optimiser: their Fisher information would cost one ``(V·T)³`` product per parameter.
 MAX_SCORING_PARAMETERS = 16
@@ -85,18 +87,23 @@ def scoring_applicable(model: Any) -> bool:
     )
 
 
-def _block_objective(K: Tensor, S: Tensor, n: int) -> tuple[float, Tensor | None]:
+def _block_objective(K: Tensor, S: Tensor, n: int, key: int, cache: PriorFactors) -> tuple[float, Tensor | None]:
     """``(−½ [n log|K| + tr(K⁻¹ S)], K⁻¹)`` up to constants; ``(-inf, None)`` when ``K`` is not positive definite."""
-    L, bad = torch.linalg.cholesky_ex(K)
-    if bool(bad):
+    got = cache.get(key, K)
+    if got is None:
         return float("-inf"), None
-    Kinv = torch.cholesky_inverse(L)
-    logdet = 2 * L.diagonal().log().sum()
+    Kinv, logdet = got
     return float(-0.5 * (n * logdet + (Kinv * S).sum())), Kinv
 
 
 def fisher_scoring(
-    model: Any, block_second: list[Tensor], n: int, T: int, n_steps: int = 1, max_halvings: int = 8
+    model: Any,
+    block_second: list[Tensor],
+    n: int,
+    T: int,
+    n_steps: int = 1,
+    max_halvings: int = 8,
+    cache: PriorFactors | None = None,
 ) -> int:
     """Raise ``F`` (module docstring) by ``n_steps`` guarded Fisher-scoring steps; returns the steps accepted.
 
@@ -105,7 +112,9 @@ def fisher_scoring(
     model : a dense-GP model (``blocks()``, ``delay``, ``inactive_blocks``).
     block_second : per block, ``S_b``.
     n : number of trials summed into ``S_b``; T : trial length.
+    cache : the fit's prior factorisations, shared with its E-steps (keyed by block index).
     """
+    cache = PriorFactors() if cache is None else cache
     skip = set(model.inactive_blocks())
     blocks = [(b, blk, k) for b, (blk, _, k) in enumerate(model.blocks()) if b not in skip]
     accepted = 0
@@ -113,7 +122,7 @@ def fisher_scoring(
     def objective() -> float:
         with torch.no_grad():
             return sum(
-                _block_objective(_block_covariance(blk, model.delay, k, T), block_second[b], n)[0]
+                _block_objective(_block_covariance(blk, model.delay, k, T), block_second[b], n, b, cache)[0]
                 for b, blk, k in blocks
             )
 
@@ -140,7 +149,7 @@ def fisher_scoring(
             info = ref.new_zeros(len(entries), len(entries))
             f0 = 0.0
             for b, K, pos, derivs in terms:
-                f_b, Kinv = _block_objective(K, block_second[b], n)
+                f_b, Kinv = _block_objective(K, block_second[b], n, b, cache)
                 if Kinv is None:
                     return accepted
                 f0 += f_b

@@ -117,6 +117,8 @@ class VEMARDFreqEngine(_ARDEngine):
     ----------
     max_iter, tol, patience, sde_overrelax, accelerate : as :class:`~mbrila.inference.em.EMEngine` (default
         ``tol =`` :data:`~mbrila.inference.vem_ard.ARD_TOL`; SQUAREM extrapolates only the kernels and delays here).
+    readout_sweeps : most sweeps of the read-out's closed-form updates per iteration (default
+        :data:`~mbrila.inference.vem_ard.READOUT_SWEEPS`; they stop once a sweep gains at most ``tol`` relative).
     grad_steps, lr : Adam steps on timescales and delays per iteration, and their learning rate. The frequency
         prior term is cheap and smooth: 3 steps at 0.1 reach the same fits as 10 at 0.05 (synthetic seeds 10–12:
         identical delay RMSE and iteration counts) at a third of the cost.
@@ -243,6 +245,7 @@ class VEMARDFreqEngine(_ARDEngine):
         mask: Tensor | None,
         neurons: Tensor | None = None,
         stats: dict[str, Tensor] | None = None,
+        cache: Any = None,
     ) -> tuple[LatentPosterior, Tensor]:
         obs = model.observation
         B, T, _ = y.shape
@@ -318,7 +321,8 @@ class VEMARDFreqEngine(_ARDEngine):
         self.fitted_gaps.clear()
         self.fitted_gaps.update({L: self.default_gap(model, L) for L in all_lengths})
         stats = obs.data_statistics(y, mask)
-        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], stats=stats, n_trials=global_count(y.shape[0]))
+        n_trials = global_count(y.shape[0])
+        return SimpleNamespace(y=y, mask=mask, T=y.shape[1], stats=stats, n_trials=n_trials, factors=None)
 
     def _reduce(self, q: LatentPosterior, model: Any) -> LatentPosterior:
         """Each length group's statistics summed over every process of a data-parallel fit; a process without

@@ -310,8 +310,21 @@ class ARDObservation(nn.Module):
         return Sx, Sxy, XX
 
     @torch.no_grad()
-    def update(self, y: Tensor, mask: Tensor | None, Ex: Tensor, Exx: Tensor, stats: dict[str, Tensor]) -> None:
-        """The closed-form updates of ``q(d), q(C), q(α), q(φ)`` in that order (module docstring).
+    def update(
+        self,
+        y: Tensor,
+        mask: Tensor | None,
+        Ex: Tensor,
+        Exx: Tensor,
+        stats: dict[str, Tensor],
+        sweeps: int = 1,
+        tol: float = 0.0,
+    ) -> int:
+        """The closed-form updates of ``q(d), q(C), q(α), q(φ)`` in that order (module docstring), repeated.
+
+        Each sweep raises the ELBO for the fixed ``q(X)``, so more sweeps move the read-out further along the slow
+        coupled ``q(C) ↔ q(α)`` direction of a column that ARD is switching off, at the cost of ``O(N K³)`` per
+        sweep (the moments of ``q(X)`` are computed once).
 
         Parameters
         ----------
@@ -320,12 +333,26 @@ class ARDObservation(nn.Module):
         Exx : trial-summed ``Σ_b ⟨x_t x_tᵀ⟩`` ``(T, R·K, R·K)`` (or already summed over time, ``(1, R·K, R·K)``)
             without a mask, else per trial ``(B, T, R·K, R·K)``; only the region blocks are read.
         stats : :meth:`data_statistics` of ``y``.
+        sweeps : most sweeps.
+        tol : stop once a sweep raises the read-out's part of the ELBO (:meth:`readout_objective`) by at most
+            ``tol`` times its magnitude.
+
+        Returns the sweeps taken.
         """
         moments = self._moments(y, mask, Ex, Exx)
-        self.update_d(moments, stats)
-        self.update_c(moments)
-        self.update_alpha()
-        self.update_phi(moments, stats)
+        previous = float(self.readout_objective(moments, stats)) if sweeps > 1 else 0.0
+        for done in range(1, sweeps + 1):
+            self.update_d(moments, stats)
+            self.update_c(moments)
+            self.update_alpha()
+            self.update_phi(moments, stats)
+            if done == sweeps:
+                break
+            value = float(self.readout_objective(moments, stats))
+            if value - previous <= tol * abs(value):
+                break
+            previous = value
+        return done
 
     def update_d(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> None:
         """``q(d)`` given ``moments = _moments(y, mask, Ex, Exx)``."""
@@ -383,10 +410,18 @@ class ARDObservation(nn.Module):
         self, y: Tensor, mask: Tensor | None, Ex: Tensor, Exx: Tensor, stats: dict[str, Tensor]
     ) -> Tensor:
         """``E_q[log p(y | x, C, d, φ)]`` summed over observed entries, for any ``q(X)`` with these moments."""
+        return self._expected_log_likelihood(self._moments(y, mask, Ex, Exx), stats)
+
+    def _expected_log_likelihood(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> Tensor:
         log_phi = torch.digamma(self.phi_a) - torch.log(self.phi_b)
-        sq = self.expected_sq_residual(self._moments(y, mask, Ex, Exx), stats)
+        sq = self.expected_sq_residual(moments, stats)
         n = stats["count"]
         return (0.5 * n * (log_phi - math.log(2 * math.pi)) - 0.5 * self.phi_mean() * sq).sum()
+
+    def readout_objective(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> Tensor:
+        """The ELBO terms that depend on ``q(C), q(α), q(φ), q(d)`` for a fixed ``q(X)`` (given by ``moments``):
+        the expected log-likelihood plus :meth:`prior_terms`."""
+        return self._expected_log_likelihood(moments, stats) + self.prior_terms()
 
     def prior_terms(self) -> Tensor:
         """``Σ E_q[log p(θ)] + H[q(θ)]`` over ``C, α, φ, d`` (the ELBO's parameter part)."""
