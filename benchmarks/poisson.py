@@ -29,7 +29,7 @@ from mbrila.experiments.synthetic import _per_iteration
 from mbrila.inference.banded import BandedPrior
 from mbrila.inference.kalman import sequential
 from mbrila.inference.kalman.selected import filter_selected
-from mbrila.inference.laplace import _pseudo_precision, _readout_blocks, laplace_smoother
+from mbrila.inference.laplace import ReadoutSystem, laplace_smoother
 from mbrila.observations.poisson import loglik_terms
 from mbrila.synthetic import headline_scenario
 
@@ -55,11 +55,10 @@ def _newton_step_costs(model: mbrila.MultiRegionLatentModel, data: mbrila.MultiR
     T = data.T
     params = model.lgssm(T, model.prior(T))
     mode = laplace_smoother(params, data.y, link=model.observation.link).mean
-    idx = torch.nonzero(params.C.abs().sum(0) > 0).flatten()
-    Ca = params.C[:, idx]
-    u = mode[..., idx] @ Ca.mT
+    readout = ReadoutSystem(params.C)
+    idx, u = readout.idx, readout.drive(mode)
     _, g, W = loglik_terms(data.y, u + params.d, model.observation.link)
-    Ja, ha = _pseudo_precision(W, _readout_blocks(Ca), idx.numel()), (g + W * u) @ Ca
+    Ja, ha = readout.pseudo_observations(W, g, u)
     prior = BandedPrior.build(params.A, params.Q, params.P0, idx, T)
     assert prior is not None
     args = (params.A, params.Q, params.m0, params.P0, idx, Ja, ha)

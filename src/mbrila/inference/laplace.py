@@ -122,6 +122,32 @@ def _pseudo_precision(W: Tensor, blocks: list[tuple[Tensor, Tensor, Tensor]], k:
     return Ja
 
 
+class ReadoutSystem:
+    """The read-out's side of a Newton step: the state entries it loads on and its pseudo-observations.
+
+    ``idx``: the entries of ``s`` with a nonzero column of ``C`` (``k`` of them); only they enter ``J`` and ``h``.
+
+    Parameters
+    ----------
+    C : ``(N, D)`` loadings of the drive ``η = C s + d``.
+    """
+
+    def __init__(self, C: Tensor) -> None:
+        self.idx = torch.nonzero(C.abs().sum(0) > 0).flatten()
+        self.Ca = C[:, self.idx]
+        self.k = int(self.idx.numel())
+        self._blocks = _readout_blocks(self.Ca)
+
+    def drive(self, s: Tensor) -> Tensor:
+        """``η − d = C s`` ``(B, T, N)`` for state paths ``s (B, T, D)``."""
+        return s[..., self.idx] @ self.Ca.mT
+
+    def pseudo_observations(self, W: Tensor, g: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
+        """``(J^a, h^a)`` on the entries ``idx`` (``(B, T, k, k)``, ``(B, T, k)``) of the expansion at drive
+        ``u = η̄ − d`` with ``g = ∂ℓ/∂η``, ``W = −∂²ℓ/∂η²`` (module docstring)."""
+        return _pseudo_precision(W, self._blocks, self.k), (g + W * u) @ self.Ca
+
+
 def _check_inputs(params: LGSSM, y: Tensor, mask: Tensor | None, init: Tensor | None, link: str) -> None:
     if link not in LINKS:
         raise ValueError(f"link must be one of {LINKS}; got {link!r}.")
@@ -179,10 +205,8 @@ def laplace_smoother(
     eps = float(torch.finfo(y.dtype).eps)
     tol = eps**0.5 if tol is None else float(tol)
     # Only the state entries the read-out loads on enter the pseudo-observations.
-    idx = torch.nonzero(C.abs().sum(0) > 0).flatten()
-    Ca = C[:, idx]
-    k = Ca.shape[1]
-    blocks = _readout_blocks(Ca)
+    readout = ReadoutSystem(C)
+    idx, Ca, k = readout.idx, readout.Ca, readout.k
     y0 = y if mask is None else torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
     log_fact = torch.lgamma(y0 + 1)
     prior = _PathPrior(params)
@@ -190,7 +214,7 @@ def laplace_smoother(
     B, T, _ = y.shape
 
     def terms(s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        u = s[..., idx] @ Ca.mT  # η − d
+        u = readout.drive(s)  # η − d
         ll, g, W = loglik_terms(y0, u + d, link, log_fact)
         if mask is not None:
             # where, not a product: a masked entry's terms may overflow, and inf · 0 is NaN.
@@ -209,8 +233,7 @@ def laplace_smoother(
     workspace: tuple[Tensor, Tensor] | None = None
     for n_newton in range(1, max_newton + 1):  # noqa: B007 (the count is reported)
         # Pseudo-observations at the current path, then one linear solve gives the Newton target.
-        Ja = _pseudo_precision(W, blocks, k)
-        ha = (g + W * u) @ Ca
+        Ja, ha = readout.pseudo_observations(W, g, u)
         pseudo, expansion = (Ja, ha), (u, ll, g, W)
         filt = None  # this step's Kalman filter, when it takes the Kalman route
         # A Newton step needs only the posterior means; the covariances are computed once, after the last step.
