@@ -69,6 +69,9 @@ class ARDObservation(nn.Module):
     var_floor: Tensor
     support: Tensor
     pruned: Tensor
+    _neuron_region: Tensor
+    _neuron_cols: Tensor
+    _region_size: Tensor
 
     #: What this read-out offers an engine (:mod:`mbrila.core.capabilities`).
     capabilities = frozenset({"ard_observation"})
@@ -112,6 +115,12 @@ class ARDObservation(nn.Module):
             support[neurons, lat] = True
         self.register_buffer("support", support)
         self.register_buffer("pruned", torch.zeros(K, dtype=torch.bool))
+        # Each neuron's region and its region's K columns of C_mean: indices for the per-neuron views that every
+        # update reads (derived from y_dims, so not part of the saved state).
+        region = torch.repeat_interleave(torch.arange(R), torch.as_tensor(self.y_dims))
+        self.register_buffer("_neuron_region", region, persistent=False)
+        self.register_buffer("_neuron_cols", region[:, None] * K + torch.arange(K), persistent=False)
+        self.register_buffer("_region_size", torch.as_tensor(self.y_dims), persistent=False)
 
     # ------------------------------------------------------------------ structure and expectations
     def region_blocks(self) -> list[tuple[slice, slice]]:
@@ -123,14 +132,11 @@ class ARDObservation(nn.Module):
         return out
 
     def _region_of_neuron(self) -> Tensor:
-        return torch.repeat_interleave(
-            torch.arange(len(self.y_dims), device=self.C_mean.device),
-            torch.as_tensor(self.y_dims, device=self.C_mean.device),
-        )
+        return self._neuron_region
 
     def region_loadings(self) -> Tensor:
         """``(N, K)`` posterior mean loadings of every neuron on its own region's ``K`` columns."""
-        return torch.cat([self.C_mean[neurons, lat] for neurons, lat in self.region_blocks()])
+        return self.C_mean.gather(1, self._neuron_cols)
 
     def alpha_mean(self) -> Tensor:
         """``⟨α⟩`` ``(R, K)``: the ARD precisions (large = the latent is switched off in that region; ``inf`` once
@@ -379,24 +385,26 @@ class ARDObservation(nn.Module):
         self.C_cov = 0.5 * (cov + cov.mT)
         rhs = phi[:, None] * (Sxy - self.d_mean[:, None] * Sx) * on
         mu = (self.C_cov @ rhs[..., None]).squeeze(-1)
-        for neurons, lat in self.region_blocks():
-            self.C_mean[neurons, lat] = mu[neurons]
+        self.C_mean.scatter_(1, self._neuron_cols, mu)
 
     def update_alpha(self) -> None:
         cc = self.c_second().diagonal(dim1=-2, dim2=-1)  # (N, K)
-        for r, (neurons, _) in enumerate(self.region_blocks()):
-            self.alpha_a[r] = self.a_alpha + 0.5 * (neurons.stop - neurons.start)
-            # A pruned column keeps its last rate: it no longer enters the model (alpha_mean reports inf).
-            self.alpha_b[r] = torch.where(self.pruned, self.alpha_b[r], self.b_alpha + 0.5 * cc[neurons].sum(0))
+        sums = cc.new_zeros(self.alpha_b.shape).index_add_(0, self._neuron_region, cc)  # Σ_{n∈r} ⟨c_nk²⟩
+        self.alpha_a = self.a_alpha + 0.5 * self._region_size.to(self.alpha_a)
+        # A pruned column keeps its last rate: it no longer enters the model (alpha_mean reports inf).
+        self.alpha_b = torch.where(self.pruned, self.alpha_b, self.b_alpha + 0.5 * sums)
 
-    def expected_sq_residual(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> Tensor:
-        """``Σ ⟨(y − c_nᵀx − d_n)²⟩`` per neuron ``(N,)`` over its observed entries."""
+    def expected_sq_residual(
+        self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor], cc: Tensor | None = None
+    ) -> Tensor:
+        """``Σ ⟨(y − c_nᵀx − d_n)²⟩`` per neuron ``(N,)`` over its observed entries (``cc``: :meth:`c_second`, when
+        the caller has it)."""
         Sx, Sxy, XX = moments
         mu, d = self.region_loadings(), self.d_mean
         dd = d**2 + self.d_var
         data = stats["sum_y2"] - 2 * d * stats["sum_y"] + stats["count"] * dd
         cross = 2 * (mu * (Sxy - d[:, None] * Sx)).sum(-1)
-        quad = (self.c_second() * XX).sum((-1, -2))
+        quad = ((self.c_second() if cc is None else cc) * XX).sum((-1, -2))
         return data - cross + quad
 
     def update_phi(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> None:
@@ -412,25 +420,29 @@ class ARDObservation(nn.Module):
         """``E_q[log p(y | x, C, d, φ)]`` summed over observed entries, for any ``q(X)`` with these moments."""
         return self._expected_log_likelihood(self._moments(y, mask, Ex, Exx), stats)
 
-    def _expected_log_likelihood(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> Tensor:
+    def _expected_log_likelihood(
+        self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor], cc: Tensor | None = None
+    ) -> Tensor:
         log_phi = torch.digamma(self.phi_a) - torch.log(self.phi_b)
-        sq = self.expected_sq_residual(moments, stats)
+        sq = self.expected_sq_residual(moments, stats, cc)
         n = stats["count"]
         return (0.5 * n * (log_phi - math.log(2 * math.pi)) - 0.5 * self.phi_mean() * sq).sum()
 
     def readout_objective(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> Tensor:
         """The ELBO terms that depend on ``q(C), q(α), q(φ), q(d)`` for a fixed ``q(X)`` (given by ``moments``):
         the expected log-likelihood plus :meth:`prior_terms`."""
-        return self._expected_log_likelihood(moments, stats) + self.prior_terms()
+        cc = self.c_second()
+        return self._expected_log_likelihood(moments, stats, cc) + self.prior_terms(cc)
 
-    def prior_terms(self) -> Tensor:
-        """``Σ E_q[log p(θ)] + H[q(θ)]`` over ``C, α, φ, d`` (the ELBO's parameter part)."""
+    def prior_terms(self, cc: Tensor | None = None) -> Tensor:
+        """``Σ E_q[log p(θ)] + H[q(θ)]`` over ``C, α, φ, d`` (the ELBO's parameter part; ``cc``: :meth:`c_second`,
+        when the caller has it)."""
         on = ~self.pruned  # pruned columns are out of the model
         K = int(on.sum())
         log_alpha = (torch.digamma(self.alpha_a)[:, None] - torch.log(self.alpha_b))[:, on]  # (R, K_on)
         alpha = (self.alpha_a[:, None] / self.alpha_b)[:, on]
         region = self._region_of_neuron()
-        cc = self.c_second().diagonal(dim1=-2, dim2=-1)[:, on]
+        cc = (self.c_second() if cc is None else cc).diagonal(dim1=-2, dim2=-1)[:, on]
         logdet = torch.linalg.slogdet(self.C_cov[:, on][:, :, on])[1]
         c_terms = (0.5 * log_alpha[region].sum(-1) - 0.5 * (alpha[region] * cc).sum(-1) + 0.5 * logdet + 0.5 * K).sum()
         a_shape = self.alpha_a[:, None].expand_as(self.alpha_b)[:, on]
