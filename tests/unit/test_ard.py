@@ -62,6 +62,19 @@ def fitted_mdlag(masked: bool, n_iter: int = 4):
     return model, data, y, mask
 
 
+def fixed_q_x(masked: bool):
+    """A fitted time-engine MDLAG and its optimal ``q(X)``: ``(model, y, mask, stats, post, Exx, moments)``."""
+    model, _, y, mask = fitted_mdlag(masked)
+    obs = model.observation
+    with torch.no_grad():
+        stats = obs.data_statistics(y, mask)
+        J, h, _ = obs.information(y, mask, None, stats)
+        post = dense_e_step(model, y, mask, J, h)
+        Exx = second_moments(post, mask)
+        moments = obs._moments(y, mask, post.mean, Exx)
+    return model, y, mask, stats, post, Exx, moments
+
+
 def make_kernel(kernel_cls, timescale: float):
     kernel = kernel_cls(timescale).double()
     kernel.timescale = timescale  # built in the default dtype: set again in float64
@@ -112,13 +125,9 @@ def test_e_step_elbo_equals_general_elbo_and_kl_matches_dense_reference(masked):
 # ------------------------------------------------------------------------------------------------ C2
 @pytest.mark.parametrize("masked", [False, True])
 def test_every_closed_form_update_and_q_x_leave_the_elbo_no_lower(masked):
-    model, _, y, mask = fitted_mdlag(masked)
+    model, y, mask, stats, post, _, moments = fixed_q_x(masked)
     obs = model.observation
     with torch.no_grad():
-        stats = obs.data_statistics(y, mask)
-        J, h, _ = obs.information(y, mask, None, stats)
-        post = dense_e_step(model, y, mask, J, h)
-        moments = obs._moments(y, mask, post.mean, second_moments(post, mask))
         start = prev = general_elbo(obs, y, mask, post, stats)
         steps = {
             "d": lambda: obs.update_d(moments, stats),
@@ -141,16 +150,13 @@ def test_every_closed_form_update_and_q_x_leave_the_elbo_no_lower(masked):
 # ------------------------------------------------------------------------------------------------ C3
 @pytest.mark.parametrize("masked", [False, True])
 def test_q_c_update_solves_the_normal_equations(masked):
-    model, _, y, mask = fitted_mdlag(masked)
+    model, y, mask, _, post, _, moments = fixed_q_x(masked)
     obs = model.observation
     with torch.no_grad():
-        stats = obs.data_statistics(y, mask)
-        J, h, _ = obs.information(y, mask, None, stats)
-        post = dense_e_step(model, y, mask, J, h)
         phi = (obs.phi_a / obs.phi_b).clone()
         alpha = (obs.alpha_a[:, None] / obs.alpha_b).clone()
         d = obs.d_mean.clone()
-        obs.update_c(obs._moments(y, mask, post.mean, second_moments(post, mask)))
+        obs.update_c(moments)
     B, T, N = y.shape
     K = model.latent_spec.n_across
     cov = post.trial_cov().expand(B, T, -1, -1)
@@ -470,14 +476,9 @@ def test_pruned_latents_leave_q_x_exact_in_the_kalman_engine():
 # ------------------------------------------------------------------------------------------------ read-out sweeps
 @pytest.mark.parametrize("masked", [False, True])
 def test_read_out_sweeps_raise_the_elbo_each_time_and_stop_on_the_tolerance(masked):
-    model, _, y, mask = fitted_mdlag(masked)
+    model, y, mask, stats, post, Exx, moments = fixed_q_x(masked)
     obs = model.observation
     with torch.no_grad():
-        stats = obs.data_statistics(y, mask)
-        J, h, _ = obs.information(y, mask, None, stats)
-        post = dense_e_step(model, y, mask, J, h)
-        Exx = second_moments(post, mask)
-        moments = obs._moments(y, mask, post.mean, Exx)
         state = {k: v.clone() for k, v in obs.state_dict().items()}
         # readout_objective is the ELBO's read-out part: the ELBO minus it does not depend on q(θ).
         rest = general_elbo(obs, y, mask, post, stats) - float(obs.readout_objective(moments, stats))
