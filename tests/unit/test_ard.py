@@ -504,3 +504,21 @@ def test_readout_sweeps_must_be_a_positive_int(bad):
     for engine in (VEMARDEngine, VEMKalmanARDEngine, VEMARDFreqEngine):
         with pytest.raises(ValueError, match="readout_sweeps must be an int"):
             engine(readout_sweeps=bad)
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_update_c_returns_the_log_determinant_the_elbo_uses(prune):
+    """The sweeps' objective takes log|Σ_n| from update_c's Cholesky factor instead of a determinant of C_cov."""
+    model, *_, moments = fixed_q_x(False)
+    obs = model.observation
+    with torch.no_grad():
+        if prune:
+            obs.pruned[1] = True
+            obs._zero_pruned()
+        logdet = obs.update_c(moments)
+        on = ~obs.pruned
+        assert rel_err(logdet, torch.linalg.slogdet(obs.C_cov[:, on][:, :, on])[1]) < 1e-10
+        cc = obs.c_second()
+        assert abs(float(obs.prior_terms(cc, logdet)) - float(obs.prior_terms())) < 1e-10 * abs(
+            float(obs.prior_terms())
+        )

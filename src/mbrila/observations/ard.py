@@ -348,13 +348,17 @@ class ARDObservation(nn.Module):
         moments = self._moments(y, mask, Ex, Exx)
         previous = float(self.readout_objective(moments, stats)) if sweeps > 1 else 0.0
         for done in range(1, sweeps + 1):
+            # One sweep, keeping what the objective needs of the state it leaves (nothing changes ⟨c cᵀ⟩ or q(C)
+            # after update_c, nor the residuals after update_phi): the objective then costs no second pass.
             self.update_d(moments, stats)
-            self.update_c(moments)
-            self.update_alpha()
-            self.update_phi(moments, stats)
+            logdet = self.update_c(moments)
+            cc = self.c_second()
+            self.update_alpha(cc)
+            sq = self.expected_sq_residual(moments, stats, cc)
+            self.update_phi(moments, stats, sq)
             if done == sweeps:
                 break
-            value = float(self.readout_objective(moments, stats))
+            value = float(self._expected_log_likelihood(moments, stats, cc, sq) + self.prior_terms(cc, logdet))
             if value - previous <= tol * abs(value):
                 break
             previous = value
@@ -368,8 +372,8 @@ class ARDObservation(nn.Module):
         self.d_var = 1.0 / prec
         self.d_mean = phi * (stats["sum_y"] - (self.region_loadings() * Sx).sum(-1)) / prec
 
-    def update_c(self, moments: tuple[Tensor, Tensor, Tensor]) -> None:
-        """``q(C)`` (pruned columns stay exactly zero)."""
+    def update_c(self, moments: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+        """``q(C)`` (pruned columns stay exactly zero); returns ``log|Σ_n|`` ``(N,)`` over the unpruned columns."""
         Sx, Sxy, XX = moments
         phi = self.phi_mean()
         alpha = self.alpha_a[:, None] / self.alpha_b
@@ -386,9 +390,13 @@ class ARDObservation(nn.Module):
         rhs = phi[:, None] * (Sxy - self.d_mean[:, None] * Sx) * on
         mu = (self.C_cov @ rhs[..., None]).squeeze(-1)
         self.C_mean.scatter_(1, self._neuron_cols, mu)
+        # The precision is block-diagonal between unpruned and pruned columns (identity there, log 1 = 0), so the
+        # covariance's unpruned block has log-determinant −log|precision|.
+        return -2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
 
-    def update_alpha(self) -> None:
-        cc = self.c_second().diagonal(dim1=-2, dim2=-1)  # (N, K)
+    def update_alpha(self, cc: Tensor | None = None) -> None:
+        """``q(α)`` (``cc``: :meth:`c_second`, when the caller has it)."""
+        cc = (self.c_second() if cc is None else cc).diagonal(dim1=-2, dim2=-1)  # (N, K)
         sums = cc.new_zeros(self.alpha_b.shape).index_add_(0, self._neuron_region, cc)  # Σ_{n∈r} ⟨c_nk²⟩
         self.alpha_a = self.a_alpha + 0.5 * self._region_size.to(self.alpha_a)
         # A pruned column keeps its last rate: it no longer enters the model (alpha_mean reports inf).
@@ -407,10 +415,13 @@ class ARDObservation(nn.Module):
         quad = ((self.c_second() if cc is None else cc) * XX).sum((-1, -2))
         return data - cross + quad
 
-    def update_phi(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> None:
-        """``q(φ)`` with ``⟨φ_n⟩`` capped at ``1 / var_floor_n``."""
+    def update_phi(
+        self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor], sq: Tensor | None = None
+    ) -> None:
+        """``q(φ)`` with ``⟨φ_n⟩`` capped at ``1 / var_floor_n`` (``sq``: :meth:`expected_sq_residual`, when the
+        caller has it)."""
         self.phi_a = self.a_phi + 0.5 * stats["count"]
-        rate = self.b_phi + 0.5 * self.expected_sq_residual(moments, stats)
+        rate = self.b_phi + 0.5 * (self.expected_sq_residual(moments, stats) if sq is None else sq)
         self.phi_b = torch.maximum(rate, self.phi_a * self.var_floor)
 
     # ------------------------------------------------------------------ ELBO pieces
@@ -421,10 +432,14 @@ class ARDObservation(nn.Module):
         return self._expected_log_likelihood(self._moments(y, mask, Ex, Exx), stats)
 
     def _expected_log_likelihood(
-        self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor], cc: Tensor | None = None
+        self,
+        moments: tuple[Tensor, Tensor, Tensor],
+        stats: dict[str, Tensor],
+        cc: Tensor | None = None,
+        sq: Tensor | None = None,
     ) -> Tensor:
         log_phi = torch.digamma(self.phi_a) - torch.log(self.phi_b)
-        sq = self.expected_sq_residual(moments, stats, cc)
+        sq = self.expected_sq_residual(moments, stats, cc) if sq is None else sq
         n = stats["count"]
         return (0.5 * n * (log_phi - math.log(2 * math.pi)) - 0.5 * self.phi_mean() * sq).sum()
 
@@ -434,16 +449,17 @@ class ARDObservation(nn.Module):
         cc = self.c_second()
         return self._expected_log_likelihood(moments, stats, cc) + self.prior_terms(cc)
 
-    def prior_terms(self, cc: Tensor | None = None) -> Tensor:
-        """``Σ E_q[log p(θ)] + H[q(θ)]`` over ``C, α, φ, d`` (the ELBO's parameter part; ``cc``: :meth:`c_second`,
-        when the caller has it)."""
+    def prior_terms(self, cc: Tensor | None = None, logdet: Tensor | None = None) -> Tensor:
+        """``Σ E_q[log p(θ)] + H[q(θ)]`` over ``C, α, φ, d`` (the ELBO's parameter part; ``cc``: :meth:`c_second`
+        and ``logdet``: what :meth:`update_c` returned, when the caller has them)."""
         on = ~self.pruned  # pruned columns are out of the model
         K = int(on.sum())
         log_alpha = (torch.digamma(self.alpha_a)[:, None] - torch.log(self.alpha_b))[:, on]  # (R, K_on)
         alpha = (self.alpha_a[:, None] / self.alpha_b)[:, on]
         region = self._region_of_neuron()
         cc = (self.c_second() if cc is None else cc).diagonal(dim1=-2, dim2=-1)[:, on]
-        logdet = torch.linalg.slogdet(self.C_cov[:, on][:, :, on])[1]
+        if logdet is None:
+            logdet = torch.linalg.slogdet(self.C_cov[:, on][:, :, on])[1]
         c_terms = (0.5 * log_alpha[region].sum(-1) - 0.5 * (alpha[region] * cc).sum(-1) + 0.5 * logdet + 0.5 * K).sum()
         a_shape = self.alpha_a[:, None].expand_as(self.alpha_b)[:, on]
         a_terms = _gamma_kl_terms(a_shape, self.alpha_b[:, on], self.a_alpha, self.b_alpha)
