@@ -171,3 +171,69 @@ def test_lengths_without_padding_and_empty_trials_are_handled():
     model = mbrila.build_model("mdlag_freq", latent_spec=mbrila.LatentSpec(1), y_dims=empty.y_dims, T=5)
     with pytest.raises(ValueError, match=r"trials \[0\] have no observed entries"):
         model.fit(empty, max_iter=2, progress=False)
+
+
+# ------------------------------------------------------------------------------------------------ rescaling step
+def test_prior_quadratic_is_the_part_of_the_expected_log_density_that_scales_with_x():
+    from mbrila.frequency import expected_log_density, prior_quadratic
+
+    g = torch.Generator().manual_seed(0)
+    K, L, R = 2, 9, 3
+    a = torch.rand(K, L, generator=g, dtype=torch.float64) + 0.1
+    q = torch.polar(torch.ones(K, L, R, dtype=torch.float64), torch.rand(K, L, R, generator=g, dtype=torch.float64))
+    Z = torch.randn(K, L, R, 5, generator=g, dtype=torch.complex128)
+    W = Z @ Z.mH
+    quad = prior_quadratic(a, q, 0.01, W)
+    for k in range(K):
+        full = expected_log_density(a[k], q[k], 0.01, W[k], 5)
+        zero = expected_log_density(a[k], q[k], 0.01, torch.zeros_like(W[k]), 5)
+        assert abs(float(full - zero) + 0.5 * float(quad[k])) < 1e-9 * abs(float(quad[k]))
+        # and it is tr(Σ⁻¹ W) summed over frequencies, with Σ = a q qᴴ + ε I built densely
+        dense = a[k, :, None, None] * (q[k, :, :, None] * q[k, :, None, :].conj()) + 0.01 * torch.eye(
+            R, dtype=torch.float64
+        )
+        ref = torch.linalg.solve(dense, W[k]).diagonal(dim1=-2, dim2=-1).sum().real
+        assert abs(float(quad[k]) - float(ref)) < 1e-9 * abs(float(ref))
+
+
+def test_rescale_latents_takes_the_maximiser_of_the_elbo_along_the_scale():
+    data, _ = _data(16, n_trials=6)
+    model = mbrila.MDLAG(LatentSpec(3), data.y_dims, 16, engine="freq")
+    model.fit(data, max_iter=3, progress=False)
+    obs = model.observation
+    with torch.no_grad():
+        obs.pruned[2] = True
+        obs._zero_pruned()
+        N = obs.C_mean.shape[0]
+        quad = torch.tensor([40.0, 75.0, 10.0], dtype=torch.float64)
+        count = torch.tensor([300.0, 300.0, 300.0], dtype=torch.float64)
+        alpha = obs.alpha_a[:, None] / obs.alpha_b
+        W = (alpha[obs._neuron_region] * obs.c_second().diagonal(dim1=-2, dim2=-1)).sum(0)
+        C0, V0 = obs.C_mean.clone(), obs.C_cov.clone()
+        s = obs.rescale_latents(quad, count)
+
+        def delta(k: int, v: float) -> float:
+            return (
+                -0.5 * (v * v - 1) * float(quad[k])
+                + (float(count[k]) - N) * math.log(v)
+                - 0.5 * float(W[k]) * (v**-2 - 1)
+            )
+
+        for k in (0, 1):
+            sk = float(s[k])
+            assert sk != 1.0
+            assert delta(k, sk) > 0
+            assert delta(k, sk) >= max(delta(k, sk * 1.001), delta(k, sk / 1.001))
+        assert float(s[2]) == 1.0  # a pruned latent is left alone
+        cols = s.repeat(len(data.y_dims))
+        torch.testing.assert_close(obs.C_mean, C0 / cols, rtol=0, atol=0)
+        torch.testing.assert_close(obs.C_cov, V0 / (s[:, None] * s[None, :]), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("rescale", [True, False])
+def test_frequency_fit_never_lowers_the_elbo_with_or_without_the_rescaling_step(rescale):
+    data, _ = _data(16, n_trials=6)
+    model = mbrila.MDLAG(LatentSpec(3), data.y_dims, 16, engine="freq", engine_defaults={"rescale": rescale})
+    trace = np.array(model.fit(data, max_iter=25, tol=0.0, progress=False).score_trace)
+    assert np.all(np.diff(trace) >= -1e-8 * np.abs(trace[:-1])), np.diff(trace).min()
+    assert trace[-1] > trace[0]

@@ -53,18 +53,30 @@ def rank_one_plus_identity(a: Tensor, q: Tensor, eps: float) -> tuple[Tensor, Te
     return inv, (R - 1) * math.log(eps) + torch.log(denom)
 
 
+def _trace_terms(a: Tensor, q: Tensor, eps: float, W: Tensor) -> tuple[Tensor, Tensor]:
+    """``(tr(Σ_ω⁻¹ W_ω), ε + a qᴴq)`` per frequency for ``Σ_ω = a q qᴴ + ε I`` (Sherman–Morrison)."""
+    qq = (q.conj() * q).real.sum(-1)
+    denom = eps + a * qq
+    trW = W.diagonal(dim1=-2, dim2=-1).real.sum(-1)
+    qWq = torch.einsum("...r,...rs,...s->...", q.conj(), W, q).real
+    return (trW - a * qWq / denom) / eps, denom
+
+
 def expected_log_density(a: Tensor, q: Tensor, eps: float, W: Tensor, n: int) -> Tensor:
     """``Σ_ω [−½ n log|Σ_ω| − ½ tr(Σ_ω⁻¹ W_ω)]`` (constants dropped) for ``Σ_ω = a q qᴴ + ε I``.
 
     ``W (..., R, R)`` are the summed second moments ``Σ_trials E[x_ω x_ωᴴ]``; differentiable in ``a`` and ``q``.
     """
-    qq = (q.conj() * q).real.sum(-1)
-    denom = eps + a * qq
-    trW = W.diagonal(dim1=-2, dim2=-1).real.sum(-1)
-    qWq = torch.einsum("...r,...rs,...s->...", q.conj(), W, q).real
-    trace = (trW - a * qWq / denom) / eps
+    trace, denom = _trace_terms(a, q, eps, W)
     logdet = (q.shape[-1] - 1) * math.log(eps) + torch.log(denom)
     return -0.5 * (n * logdet + trace).sum()
+
+
+def prior_quadratic(a: Tensor, q: Tensor, eps: float, W: Tensor) -> Tensor:
+    """``Σ_ω tr(Σ_ω⁻¹ W_ω)`` over the last frequency axis: ``Σ_trials E[xᴴ K⁻¹ x]`` of each latent (``a (K, L)``,
+    ``q (K, L, R)``, ``W (K, L, R, R)`` → ``(K,)``), the part of :func:`expected_log_density` that scales with
+    ``x``."""
+    return _trace_terms(a, q, eps, W)[0].sum(-1)
 
 
 def unitary_fft(x: Tensor, dim: int = -2) -> Tensor:

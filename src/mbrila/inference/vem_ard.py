@@ -131,7 +131,13 @@ class _ARDEngine(EMEngine):
     def _m_step(self, model: MultiRegionLatentModel, state: Any, stats: LatentPosterior) -> None:
         obs = model.observation
         obs.prune(stats.mean)
+        self._rescale(model, state, stats)
         obs.update(state.y, state.mask, stats.mean, stats.second, state.stats, sweeps=self.readout_sweeps, tol=self.tol)
+
+    def _rescale(self, model: Any, state: Any, stats: LatentPosterior) -> None:
+        """A joint step on ``q(X)`` and ``q(C)`` before the read-out's updates (none here; see
+        :meth:`~mbrila.observations.ARDObservation.rescale_latents`). It updates ``stats`` in place, since the
+        gradient steps read the same object."""
 
     def posterior(
         self, model: MultiRegionLatentModel, y: Tensor, mask: Tensor | None, neurons: Tensor | None = None

@@ -36,6 +36,7 @@ from mbrila.frequency import (
     angular_frequencies,
     delay_phases,
     expected_log_density,
+    prior_quadratic,
     rank_one_plus_identity,
     unitary_fft,
     unitary_ifft,
@@ -127,6 +128,11 @@ class VEMARDFreqEngine(_ARDEngine):
         4.5-bin RBF latent with 3-bin delays at ``T = 200``). 0 gives the plain circulant approximation of
         fast-mDLAG.
 
+    rescale : a parameter-expanded step per iteration that rescales each latent and its loadings together
+        (:meth:`~mbrila.observations.ARDObservation.rescale_latents`). On choice seeds 3 and 4 of the headline
+        mDLAG scenario it cut the iterations to convergence from 196 and 148 to 122 and 104, at a higher final
+        ELBO. False runs plain variational EM.
+
     fitted_gaps : set by ``fit`` (the gap of each trial length, kept for the fitted model's posteriors); not an
         argument to pass.
 
@@ -136,6 +142,7 @@ class VEMARDFreqEngine(_ARDEngine):
     grad_steps: int = 3
     lr: float = 0.1
     gap: int | None = None
+    rescale: bool = True
     #: The gap of each trial length, chosen when a fit starts and kept for that model's later posteriors.
     fitted_gaps: dict[int, int] = field(default_factory=dict, repr=False, compare=False)
 
@@ -355,6 +362,30 @@ class VEMARDFreqEngine(_ARDEngine):
     def _restore(self, state: Any, carry: dict[str, Any]) -> None:
         self.fitted_gaps.clear()
         self.fitted_gaps.update({int(k): int(v) for k, v in carry.get("gaps", {}).items()})
+
+    @torch.no_grad()
+    def _rescale(self, model: Any, state: Any, stats: LatentPosterior) -> None:
+        if not self.rescale:
+            return
+        obs = model.observation
+        R, K = model.n_regions, model.latent_spec.n_across
+        groups: list[_Group] = stats.extra
+        eps = float(model.across[0].nugget)
+        delays = model.delay.region_delays()
+        quad = stats.mean.new_zeros(K)
+        count = stats.mean.new_zeros(K)
+        for g in groups:  # one per distinct trial length; its frequencies cover the trials and the gap
+            a = _spectra(model, g.omega)[g.latents]
+            q = delay_phases(g.omega, delays)[:, :, g.latents].permute(2, 1, 0)  # (K_g, L, R)
+            at = torch.as_tensor(g.latents, device=quad.device)
+            quad.index_add_(0, at, prior_quadratic(a, q, eps, g.W))
+            count[at] += g.n * g.omega.shape[0] * R
+        s = obs.rescale_latents(quad, count)
+        rows = s.repeat(R)  # x's columns are r·K + k
+        stats.mean = stats.mean * rows
+        stats.second = stats.second * (rows[:, None] * rows[None, :])
+        stats.cov = stats.cov * (rows[:, None] * rows[None, :])
+        stats.extra = [replace(g, W=g.W * s[g.latents].square()[:, None, None, None]) for g in groups]
 
     def _prior_objective(self, model: Any, state: Any, stats: LatentPosterior) -> Any:
         groups: list[_Group] = stats.extra

@@ -364,6 +364,38 @@ class ARDObservation(nn.Module):
             previous = value
         return done
 
+    @torch.no_grad()
+    def rescale_latents(self, quad: Tensor, count: Tensor) -> Tensor:
+        """Parameter-expanded step: rescale each latent and its loadings together, ``x_k → s_k x_k``,
+        ``c_·k → c_·k / s_k``, with ``s_k`` maximising the ELBO along that direction; returns ``s (K,)``.
+
+        The likelihood term is unchanged by the pair of scalings. With ``q(α)`` fixed the ELBO changes by::
+
+            Δ(s) = −½ (s² − 1) A_k + (n_k − N) log s − ½ W_k (s⁻² − 1),   W_k = Σ_n ⟨α_{r(n)k}⟩ ⟨c_nk²⟩
+
+        (the GP prior's quadratic, ``q(X)``'s entropy, ``p(C | α)`` and ``q(C)``'s entropy), which is concave in
+        ``log s`` with the maximiser ``s² = [(n_k − N) + √((n_k − N)² + 4 A_k W_k)] / (2 A_k)``. EM moves along this
+        direction slowly (the loadings shrink while the latents grow, a little each iteration); the step takes it
+        in one move. The caller scales ``q(X)``'s moments by ``s``; pruned latents keep ``s = 1``.
+
+        Parameters
+        ----------
+        quad : ``A_k = Σ_trials E_q[z_kᵀ K_k⁻¹ z_k]`` ``(K,)``, the prior quadratic of each latent under ``q(X)``.
+        count : ``n_k`` ``(K,)``, the latent entries that quadratic sums over (trials × bins × regions).
+        """
+        N = self.C_mean.shape[0]
+        alpha = self.alpha_a[:, None] / self.alpha_b  # (R, K); finite also for pruned latents
+        cc = self.c_second().diagonal(dim1=-2, dim2=-1)  # (N, K)
+        W = (alpha[self._neuron_region] * cc).sum(0)
+        m = count - N
+        live = ~self.pruned & (quad > 0)
+        A = torch.where(live, quad, torch.ones_like(quad))
+        s2 = (m + torch.sqrt(m * m + 4 * A * W)) / (2 * A)
+        s = torch.where(live & (s2 > 0), torch.sqrt(s2.clamp_min(torch.finfo(s2.dtype).tiny)), torch.ones_like(s2))
+        self.C_mean /= s.repeat(len(self.y_dims))  # columns r·K + k
+        self.C_cov = self.C_cov / (s[:, None] * s[None, :])
+        return s
+
     def update_d(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> None:
         """``q(d)`` given ``moments = _moments(y, mask, Ex, Exx)``."""
         Sx = moments[0]
