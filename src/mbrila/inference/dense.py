@@ -136,6 +136,14 @@ def _cholesky(P: Tensor, what: str) -> Tensor:
     return L
 
 
+def _factorize(K: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(K⁻¹, log|K|)`` from one Cholesky factorisation; None when ``K`` is not positive definite."""
+    L, info = torch.linalg.cholesky_ex(K)
+    if bool(info != 0):
+        return None
+    return torch.cholesky_inverse(L), 2 * L.diagonal().log().sum()
+
+
 class PriorFactors:
     """``(K_b⁻¹, log|K_b|)`` of the last prior covariance seen for each GP block, reused when it comes back unchanged.
 
@@ -154,11 +162,9 @@ class PriorFactors:
         last = self._last.get(key)
         if last is not None and last[0].shape == K.shape and torch.equal(last[0], K):
             return last[1], last[2]
-        L, info = torch.linalg.cholesky_ex(K)
-        if bool(info != 0):
-            return None
-        out = (torch.cholesky_inverse(L), 2 * L.diagonal().log().sum())
-        self._last[key] = (K, *out)
+        out = _factorize(K)
+        if out is not None:
+            self._last[key] = (K, *out)
         return out
 
 
@@ -169,11 +175,8 @@ def prior_factors(
     positive definite."""
     out = []
     for i, K in enumerate(covs):
-        if cache is None:
-            L = _cholesky(K, "prior covariance of a GP latent")
-            out.append((torch.cholesky_inverse(L), 2 * L.diagonal().log().sum()))
-            continue
-        got = cache.get(i if keys is None else keys[i], K)
+        # Without a cache K keeps its autograd graph (the cache stores detached matrices).
+        got = _factorize(K) if cache is None else cache.get(i if keys is None else keys[i], K)
         if got is None:
             raise _not_positive_definite("prior covariance of a GP latent")
         out.append(got)

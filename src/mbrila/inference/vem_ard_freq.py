@@ -92,6 +92,12 @@ def _spectra(model: Any, omega: Tensor) -> Tensor:
     return torch.stack([(1.0 - blk.eps) * blk.kernel.spectral_density(omega) for blk in model.across])
 
 
+def _group_prior(model: Any, g: _Group, latents: list[int], delays: Tensor) -> tuple[Tensor, Tensor]:
+    """``(a (K_g, L), q (K_g, L, R))``: the spectra and delay phases of ``latents`` on group ``g``'s frequencies,
+    the rank-one-plus-nugget prior ``Σ_ω = a q qᴴ + ε I`` of :mod:`mbrila.frequency.circulant`."""
+    return _spectra(model, g.omega)[latents], delay_phases(g.omega, delays)[:, :, latents].permute(2, 1, 0)
+
+
 def _prior_precision(a: Tensor, q: Tensor, eps: float) -> tuple[Tensor, Tensor]:
     """``Λ_ω`` ``(L, R·K, R·K)`` (rows ``r·K + k``) and ``Σ_{ω,k} log|Σ_kω|`` from ``a (K, L)`` and ``q (R, L, K)``."""
     K, L = a.shape
@@ -375,8 +381,7 @@ class VEMARDFreqEngine(_ARDEngine):
         quad = stats.mean.new_zeros(K)
         count = stats.mean.new_zeros(K)
         for g in groups:  # one per distinct trial length; its frequencies cover the trials and the gap
-            a = _spectra(model, g.omega)[g.latents]
-            q = delay_phases(g.omega, delays)[:, :, g.latents].permute(2, 1, 0)  # (K_g, L, R)
+            a, q = _group_prior(model, g, g.latents, delays)
             at = torch.as_tensor(g.latents, device=quad.device)
             quad.index_add_(0, at, prior_quadratic(a, q, eps, g.W))
             count[at] += g.n * g.omega.shape[0] * R
@@ -398,8 +403,7 @@ class VEMARDFreqEngine(_ARDEngine):
             for g in groups:  # one per distinct trial length
                 keep = [j for j, k in enumerate(g.latents) if k not in pruned]
                 ks = [g.latents[j] for j in keep]
-                a = _spectra(model, g.omega)[ks]
-                q = delay_phases(g.omega, delays)[:, :, ks].permute(2, 1, 0)  # (K_on, L, R)
+                a, q = _group_prior(model, g, ks, delays)
                 total = total + expected_log_density(a, q, eps, g.W[keep], g.n)
             return total
 

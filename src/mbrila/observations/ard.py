@@ -358,7 +358,7 @@ class ARDObservation(nn.Module):
             self.update_phi(moments, stats, sq)
             if done == sweeps:
                 break
-            value = float(self._expected_log_likelihood(moments, stats, cc, sq) + self.prior_terms(cc, logdet))
+            value = float(self.readout_objective(moments, stats, cc, sq, logdet))
             if value - previous <= tol * abs(value):
                 break
             previous = value
@@ -475,11 +475,19 @@ class ARDObservation(nn.Module):
         n = stats["count"]
         return (0.5 * n * (log_phi - math.log(2 * math.pi)) - 0.5 * self.phi_mean() * sq).sum()
 
-    def readout_objective(self, moments: tuple[Tensor, Tensor, Tensor], stats: dict[str, Tensor]) -> Tensor:
+    def readout_objective(
+        self,
+        moments: tuple[Tensor, Tensor, Tensor],
+        stats: dict[str, Tensor],
+        cc: Tensor | None = None,
+        sq: Tensor | None = None,
+        logdet: Tensor | None = None,
+    ) -> Tensor:
         """The ELBO terms that depend on ``q(C), q(α), q(φ), q(d)`` for a fixed ``q(X)`` (given by ``moments``):
-        the expected log-likelihood plus :meth:`prior_terms`."""
-        cc = self.c_second()
-        return self._expected_log_likelihood(moments, stats, cc) + self.prior_terms(cc)
+        the expected log-likelihood plus :meth:`prior_terms` (``cc``, ``sq``, ``logdet``: :meth:`c_second`,
+        :meth:`expected_sq_residual` and what :meth:`update_c` returned, when the caller has them)."""
+        cc = self.c_second() if cc is None else cc
+        return self._expected_log_likelihood(moments, stats, cc, sq) + self.prior_terms(cc, logdet)
 
     def prior_terms(self, cc: Tensor | None = None, logdet: Tensor | None = None) -> Tensor:
         """``Σ E_q[log p(θ)] + H[q(θ)]`` over ``C, α, φ, d`` (the ELBO's parameter part; ``cc``: :meth:`c_second`
